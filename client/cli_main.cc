@@ -1,0 +1,201 @@
+// bertserve-cli: classify, tokenize and manage models on a bertserve server.
+//
+// Exit codes: 0 success, 1 the server answered with an error (its gRPC code
+// name and message go to stderr), 2 bad usage.
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "bertserve/v1/inference.grpc.pb.h"
+#include "bertserve/v1/models.grpc.pb.h"
+#include "client/cli_output.h"
+
+namespace bertserve::cli {
+namespace {
+
+struct Options {
+  std::string server = "127.0.0.1:50051";
+  bool json = false;
+  double timeout_seconds = 60;
+};
+
+const char* CodeName(grpc::StatusCode code) {
+  static const char* const kNames[] = {
+      "OK",           "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS", "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return (i >= 0 && i < 17) ? kNames[i] : "UNKNOWN";
+}
+
+class Client {
+ public:
+  explicit Client(const Options& options)
+      : options_(options),
+        channel_(grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials())),
+        inference_(v1::Inference::NewStub(channel_)),
+        models_(v1::Models::NewStub(channel_)) {}
+
+  // Runs one RPC and prints the answer; returns the exit code.
+  template <typename Response, typename Call, typename Format>
+  int Run(Call call, Format format) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(
+                             static_cast<int64_t>(options_.timeout_seconds * 1000)));
+    Response response;
+    const grpc::Status status = call(&context, &response);
+    if (!status.ok()) {
+      fprintf(stderr, "error: %s: %s\n", CodeName(status.error_code()),
+              status.error_message().c_str());
+      return 1;
+    }
+    std::cout << (options_.json ? ToJson(response) + "\n" : format(response));
+    return 0;
+  }
+
+  v1::Inference::Stub& inference() { return *inference_; }
+  v1::Models::Stub& models() { return *models_; }
+
+ private:
+  Options options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Inference::Stub> inference_;
+  std::unique_ptr<v1::Models::Stub> models_;
+};
+
+}  // namespace
+}  // namespace bertserve::cli
+
+int main(int argc, char** argv) {
+  using namespace bertserve;  // NOLINT: a main function's brevity
+  cli::Options options;
+  CLI::App app{"bertserve-cli: client for the bertserve inference server"};
+  app.require_subcommand(1);
+  app.add_option("--server", options.server, "Server address HOST:PORT")
+      ->capture_default_str();
+  app.add_flag("--json", options.json, "Print the response as one JSON document");
+  app.add_option("--timeout", options.timeout_seconds, "RPC deadline in seconds")
+      ->capture_default_str();
+
+  std::string model;
+  std::vector<std::string> texts;
+  std::vector<std::string> pairs;
+  int top_k = 0;
+  bool raw_scores = false;
+  bool no_truncate = false;
+  std::string request_id;
+
+  CLI::App* classify = app.add_subcommand("classify", "Classify one or more texts");
+  classify->add_option("-m,--model", model, "Model name")->required();
+  classify->add_option("texts", texts, "Texts to classify")->required();
+  classify->add_option("--pair", pairs,
+                       "Second segment for a text pair; repeat once per text, in order");
+  classify->add_option("--top-k", top_k, "Scores per input, best first (0: all)");
+  classify->add_flag("--raw-scores", raw_scores, "Return logits instead of probabilities");
+  classify->add_flag("--no-truncate", no_truncate,
+                     "Refuse inputs longer than the model's max length instead of truncating");
+  classify->add_option("--request-id", request_id, "Echoed in the response");
+
+  std::string tokenize_text;
+  std::string tokenize_pair;
+  CLI::App* tokenize = app.add_subcommand("tokenize", "Show the tokens the model would see");
+  tokenize->add_option("-m,--model", model, "Model name")->required();
+  tokenize->add_option("text", tokenize_text, "Text")->required();
+  tokenize->add_option("--pair", tokenize_pair, "Second segment");
+  tokenize->add_flag("--no-truncate", no_truncate, "Refuse over-long input");
+
+  std::string name;
+  CLI::App* models = app.add_subcommand("models", "List, inspect, load and unload models");
+  models->require_subcommand(1);
+  CLI::App* list = models->add_subcommand("list", "Every model in the repository");
+  CLI::App* get = models->add_subcommand("get", "One model's state");
+  get->add_option("name", name, "Model name")->required();
+  CLI::App* load = models->add_subcommand("load", "Load a model and wait until READY");
+  load->add_option("name", name, "Model name")->required();
+  CLI::App* unload = models->add_subcommand("unload", "Unload a model");
+  unload->add_option("name", name, "Model name")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  cli::Client client(options);
+
+  if (*classify) {
+    if (!pairs.empty() && pairs.size() != texts.size()) {
+      fprintf(stderr, "error: %zu --pair values for %zu texts; give one per text or none\n",
+              pairs.size(), texts.size());
+      return 2;
+    }
+    v1::ClassifyRequest request;
+    request.set_model(model);
+    request.set_top_k(top_k);
+    request.set_raw_scores(raw_scores);
+    request.set_request_id(request_id);
+    if (no_truncate) request.set_truncate(false);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      v1::TextInput* input = request.add_inputs();
+      input->set_text(texts[i]);
+      if (!pairs.empty()) input->set_text_pair(pairs[i]);
+    }
+    return client.Run<v1::ClassifyResponse>(
+        [&](grpc::ClientContext* c, v1::ClassifyResponse* r) {
+          return client.inference().Classify(c, request, r);
+        },
+        [&](const v1::ClassifyResponse& r) { return cli::FormatClassify(request, r); });
+  }
+  if (*tokenize) {
+    v1::TokenizeRequest request;
+    request.set_model(model);
+    request.mutable_input()->set_text(tokenize_text);
+    request.mutable_input()->set_text_pair(tokenize_pair);
+    if (no_truncate) request.set_truncate(false);
+    return client.Run<v1::TokenizeResponse>(
+        [&](grpc::ClientContext* c, v1::TokenizeResponse* r) {
+          return client.inference().Tokenize(c, request, r);
+        },
+        cli::FormatTokenize);
+  }
+  if (*list) {
+    return client.Run<v1::ListModelsResponse>(
+        [&](grpc::ClientContext* c, v1::ListModelsResponse* r) {
+          return client.models().List(c, v1::ListModelsRequest(), r);
+        },
+        cli::FormatModels);
+  }
+  if (*get) {
+    v1::GetModelRequest request;
+    request.set_name(name);
+    return client.Run<v1::ModelStatus>(
+        [&](grpc::ClientContext* c, v1::ModelStatus* r) {
+          return client.models().Get(c, request, r);
+        },
+        cli::FormatModel);
+  }
+  if (*load) {
+    v1::LoadModelRequest request;
+    request.set_name(name);
+    return client.Run<v1::ModelStatus>(
+        [&](grpc::ClientContext* c, v1::ModelStatus* r) {
+          return client.models().Load(c, request, r);
+        },
+        cli::FormatModel);
+  }
+  if (*unload) {
+    v1::UnloadModelRequest request;
+    request.set_name(name);
+    return client.Run<v1::ModelStatus>(
+        [&](grpc::ClientContext* c, v1::ModelStatus* r) {
+          return client.models().Unload(c, request, r);
+        },
+        cli::FormatModel);
+  }
+  return 2;
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Configures and builds bertserve into BUILD_DIR (default build/).
+#   scripts/build.sh [extra cmake -D options]
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${BUILD_DIR:-$here/build}
+jobs=${JOBS:-$(nproc)}
+
+cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build "$build_dir" -j "$jobs"

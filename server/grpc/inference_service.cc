@@ -1,0 +1,170 @@
+#include "server/grpc/inference_service.h"
+
+#include <map>
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+
+namespace bertserve::grpcsvc {
+
+std::string InferenceService::ModelLabel(const std::string& name) const {
+  return registry_->Contains(name) ? name : std::string();
+}
+
+grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext* context,
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  return RunUnary<v1::ClassifyRequest, v1::ClassifyResponse>(
+      context, request, response, pool_, "Classify", observer_,
+      [this](const v1::ClassifyRequest& r) { return ModelLabel(r.model()); },
+      [this](const v1::ClassifyRequest& r, absl::Time received) {
+        return classifier_->Classify(r, received);
+      });
+}
+
+grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  return RunUnary<v1::TokenizeRequest, v1::TokenizeResponse>(
+      context, request, response, pool_, "Tokenize", observer_,
+      [this](const v1::TokenizeRequest& r) { return ModelLabel(r.model()); },
+      [this](const v1::TokenizeRequest& r, absl::Time) { return classifier_->Tokenize(r); });
+}
+
+// Reads requests as they come, runs up to kMaxStreamInFlight of them at once
+// on the pool, and writes answers strictly in request order. The reactor
+// deletes itself once gRPC is done with it and no pool work still refers to it.
+class InferenceService::StreamReactor final
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit StreamReactor(InferenceService* service) : service_(service) {
+    StartRead(&read_buffer_);
+  }
+
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    if (!ok) {
+      reads_done_ = true;
+      MaybeFinish();
+      return;
+    }
+    const int64_t seq = next_read_seq_++;
+    ++in_flight_;
+    ++pool_refs_;
+    auto bytes = std::make_shared<grpc::ByteBuffer>(read_buffer_);
+    const absl::Time received = absl::Now();
+    service_->pool_->Submit([this, seq, bytes, received] { Work(seq, *bytes, received); });
+    if (in_flight_ < kMaxStreamInFlight) {
+      StartRead(&read_buffer_);
+    } else {
+      read_paused_ = true;
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    ready_.erase(next_write_seq_++);
+    --in_flight_;
+    if (!ok) {
+      failed_ = true;
+      MaybeFinish();
+      return;
+    }
+    if (read_paused_ && !reads_done_) {
+      read_paused_ = false;
+      StartRead(&read_buffer_);
+    }
+    MaybeWrite();
+    MaybeFinish();
+  }
+
+  void OnDone() override {
+    bool destroy;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      destroy = pool_refs_ == 0;
+    }
+    if (destroy) delete this;
+  }
+
+ private:
+  void Work(int64_t seq, const grpc::ByteBuffer& bytes, absl::Time received) {
+    v1::ClassifyRequest request;
+    v1::ClassifyStreamResponse answer;
+    std::string model;
+    absl::Status status = ParseRequest(bytes, &request);
+    if (status.ok()) {
+      model = service_->ModelLabel(request.model());
+      answer.set_request_id(request.request_id());
+      absl::StatusOr<v1::ClassifyResponse> response =
+          service_->classifier_->Classify(request, received);
+      if (response.ok()) {
+        *answer.mutable_response() = *std::move(response);
+      } else {
+        status = response.status();
+      }
+    }
+    answer.set_error_code(static_cast<int32_t>(status.code()));
+    answer.set_error_message(std::string(status.message()));
+    if (service_->observer_ != nullptr && *service_->observer_) {
+      (*service_->observer_)(model, "ClassifyStream", ToGrpcStatus(status).error_code(),
+                             absl::ToDoubleSeconds(absl::Now() - received));
+    }
+    grpc::ByteBuffer out;
+    (void)SerializeResponse(answer, &out);
+
+    bool destroy = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ready_.emplace(seq, std::move(out));
+      --pool_refs_;
+      if (!done_) {
+        MaybeWrite();
+        MaybeFinish();
+      }
+      destroy = done_ && pool_refs_ == 0;
+    }
+    if (destroy) delete this;
+  }
+
+  void MaybeWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || failed_ || finished_) return;
+    auto it = ready_.find(next_write_seq_);
+    if (it == ready_.end()) return;
+    writing_ = true;
+    StartWrite(&it->second);
+  }
+
+  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (failed_ || (reads_done_ && !writing_ && next_write_seq_ == next_read_seq_)) {
+      finished_ = true;
+      Finish(failed_ ? grpc::Status(grpc::StatusCode::CANCELLED, "stream write failed")
+                     : grpc::Status::OK);
+    }
+  }
+
+  InferenceService* const service_;
+  absl::Mutex mu_;
+  grpc::ByteBuffer read_buffer_;
+  std::map<int64_t, grpc::ByteBuffer> ready_ ABSL_GUARDED_BY(mu_);
+  int64_t next_read_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_write_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  int pool_refs_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ClassifyStream(
+    grpc::CallbackServerContext* context) {
+  return new StreamReactor(this);
+}
+
+}  // namespace bertserve::grpcsvc

@@ -1,0 +1,50 @@
+#ifndef BERTSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
+#define BERTSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
+
+#include "bertserve/v1/inference.grpc.pb.h"
+#include "server/core/classifier.h"
+#include "server/core/model_registry.h"
+#include "server/core/worker_pool.h"
+#include "server/grpc/unary_call.h"
+
+namespace bertserve::grpcsvc {
+
+// Most ClassifyStream requests being worked on at once per stream; further
+// reads wait, so a fast writer cannot queue unbounded work.
+inline constexpr int kMaxStreamInFlight = 32;
+
+// bertserve.v1.Inference. Requests are parsed by us (see ParseRequest) and run
+// on the worker pool; stream answers keep request order.
+class InferenceService final
+    : public v1::Inference::WithRawCallbackMethod_Classify<
+          v1::Inference::WithRawCallbackMethod_ClassifyStream<
+              v1::Inference::WithRawCallbackMethod_Tokenize<v1::Inference::Service>>> {
+ public:
+  // All pointers must outlive the service.
+  InferenceService(core::Classifier* classifier, core::ModelRegistry* registry,
+                   core::WorkerPool* pool, const CallObserver* observer)
+      : classifier_(classifier), registry_(registry), pool_(pool), observer_(observer) {}
+
+  grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ClassifyStream(
+      grpc::CallbackServerContext* context) override;
+
+ private:
+  class StreamReactor;
+
+  std::string ModelLabel(const std::string& name) const;
+
+  core::Classifier* const classifier_;
+  core::ModelRegistry* const registry_;
+  core::WorkerPool* const pool_;
+  const CallObserver* const observer_;
+};
+
+}  // namespace bertserve::grpcsvc
+
+#endif  // BERTSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_

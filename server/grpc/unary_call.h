@@ -1,0 +1,62 @@
+#ifndef BERTSERVE_SERVER_GRPC_UNARY_CALL_H_
+#define BERTSERVE_SERVER_GRPC_UNARY_CALL_H_
+
+#include <functional>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "server/core/worker_pool.h"
+#include "server/grpc/status_util.h"
+
+namespace bertserve::grpcsvc {
+
+// Told about every finished RPC: the model label (a known model or ""), the
+// method, the final code and the seconds it took.
+using CallObserver =
+    std::function<void(const std::string& model, absl::string_view method, grpc::StatusCode code,
+                       double seconds)>;
+
+// Runs a raw-bytes unary RPC on `pool`: parse the request (UTF-8 errors are
+// INVALID_ARGUMENT naming the field), refuse it if its deadline has passed,
+// call `handler`, serialize, finish, and tell `observer`. `model_label` picks
+// the metrics label from the parsed request.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* RunUnary(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes, core::WorkerPool* pool, absl::string_view method,
+    const CallObserver* observer, std::function<std::string(const Request&)> model_label,
+    std::function<absl::StatusOr<Response>(const Request&, absl::Time received)> handler) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time received = absl::Now();
+  pool->Submit([=, method = std::string(method)] {
+    Request request;
+    std::string model;
+    absl::Status status = ParseRequest(*request_bytes, &request);
+    if (status.ok()) {
+      model = model_label(request);
+      if (context->deadline() < std::chrono::system_clock::now()) {
+        status = absl::DeadlineExceededError("deadline passed before the request was started");
+      } else if (context->IsCancelled()) {
+        status = absl::CancelledError("client cancelled");
+      } else {
+        absl::StatusOr<Response> response = handler(request, received);
+        status = response.ok() ? SerializeResponse(*response, response_bytes) : response.status();
+      }
+    }
+    grpc::Status result = ToGrpcStatus(status);
+    if (observer != nullptr && *observer) {
+      (*observer)(model, method, result.error_code(),
+                  absl::ToDoubleSeconds(absl::Now() - received));
+    }
+    reactor->Finish(result);
+  });
+  return reactor;
+}
+
+}  // namespace bertserve::grpcsvc
+
+#endif  // BERTSERVE_SERVER_GRPC_UNARY_CALL_H_

@@ -1,0 +1,260 @@
+// bertserve: flags and config -> wiring -> serve until SIGTERM/SIGINT -> drain.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "server/core/classifier.h"
+#include "server/core/model_config.h"
+#include "server/core/model_registry.h"
+#include "server/core/model_repository.h"
+#include "server/core/worker_pool.h"
+#include "server/grpc/health_service.h"
+#include "server/grpc/inference_service.h"
+#include "server/grpc/models_service.h"
+#include "server/logging/logging.h"
+#include "server/metrics/server_metrics.h"
+#include "server/torch/runtime_info.h"
+#include "server/torch/torch_model.h"
+
+namespace bertserve {
+namespace {
+
+struct Flags {
+  std::string config_file;
+  v1::ServerConfig config;
+};
+
+// Defaults for fields neither the --config file nor a flag sets.
+void FillDefaults(v1::ServerConfig* c) {
+  if (c->listen().empty()) c->set_listen("0.0.0.0:50051");
+  if (c->metrics_listen().empty()) c->set_metrics_listen("0.0.0.0:9400");
+  if (c->log_format().empty()) c->set_log_format("text");
+  if (c->log_level().empty()) c->set_log_level("info");
+  if (c->worker_threads() <= 0) {
+    c->set_worker_threads(static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
+  }
+  if (c->drain_timeout_seconds() <= 0) c->set_drain_timeout_seconds(30);
+}
+
+// "0.0.0.0:0" with the port the server got -> "0.0.0.0:43121".
+std::string WithPort(const std::string& address, int port) {
+  const size_t colon = address.rfind(':');
+  return absl::StrCat(address.substr(0, colon), ":", port);
+}
+
+int Run(const Flags& flags) {
+  const v1::ServerConfig& config = flags.config;
+  if (absl::Status s = logging::Configure(config.log_format(), config.log_level()); !s.ok()) {
+    fprintf(stderr, "bertserve: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<core::ModelRepository> repository =
+      core::ModelRepository::Open(config.model_repository());
+  if (!repository.ok()) {
+    spdlog::critical("{}", std::string(repository.status().message()));
+    return 2;
+  }
+  torchrt::TorchModelLoader loader;
+  absl::StatusOr<std::unique_ptr<core::ModelRegistry>> registry_or =
+      core::ModelRegistry::Create(*repository, &loader);
+  if (!registry_or.ok()) {
+    spdlog::critical("{}", std::string(registry_or.status().message()));
+    return 2;
+  }
+  core::ModelRegistry& registry = **registry_or;
+
+  // Startup models: --load, or everything in the repository. A name that is
+  // not there is a configuration error, found before anything listens.
+  std::vector<std::string> startup(config.load().begin(), config.load().end());
+  const bool explicit_load = !startup.empty();
+  if (!explicit_load) {
+    for (const core::ModelInfo& info : registry.List()) startup.push_back(info.name);
+  }
+  for (const std::string& name : startup) {
+    if (absl::StatusOr<core::ModelInfo> info = registry.Get(name); !info.ok()) {
+      spdlog::critical("--load {}: {}", name, std::string(info.status().message()));
+      return 2;
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<metrics::ServerMetrics>> metrics_or =
+      metrics::ServerMetrics::Create(config.metrics_listen(), PROJECT_VERSION,
+                                     torchrt::TorchVersion(), torchrt::CudaVersion());
+  if (!metrics_or.ok()) {
+    spdlog::critical("{}", std::string(metrics_or.status().message()));
+    return 2;
+  }
+  metrics::ServerMetrics& metrics = **metrics_or;
+
+  std::vector<absl::string_view> state_names;
+  for (core::ModelState s : core::kAllModelStates) state_names.push_back(core::ModelStateName(s));
+  auto export_model = [&metrics, state_names](const core::ModelInfo& info) {
+    metrics.SetModelState(info.name, core::ModelStateName(info.state), state_names);
+    metrics.SetModelMemory(info.name, "device",
+                           info.state == core::ModelState::kReady ? info.weight_bytes : 0);
+    metrics.SetModelMemory(info.name, "host", 0);
+  };
+  for (const core::ModelInfo& info : registry.List()) export_model(info);
+  registry.AddStateListener([export_model](const core::ModelInfo& info) {
+    export_model(info);
+    if (info.state == core::ModelState::kFailed) {
+      spdlog::error("model {} failed: {}", info.name, info.last_error);
+    } else {
+      spdlog::info("model {} is {} (device={}, weight_bytes={})", info.name,
+                   std::string(core::ModelStateName(info.state)), info.device, info.weight_bytes);
+    }
+  });
+
+  const grpcsvc::CallObserver observer = [&metrics](const std::string& model,
+                                                    absl::string_view method,
+                                                    grpc::StatusCode code, double seconds) {
+    metrics.RecordRequest(model, method, grpcsvc::CodeName(code), seconds);
+  };
+
+  core::WorkerPool inference_pool(config.worker_threads());
+  // Placement calls block for seconds; their own threads keep them from
+  // starving inference.
+  core::WorkerPool admin_pool(2);
+  core::Classifier classifier(&registry);
+  grpcsvc::InferenceService inference(&classifier, &registry, &inference_pool, &observer);
+  grpcsvc::ModelsService models(&registry, &admin_pool, &observer);
+  grpcsvc::HealthService health;
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&inference);
+  builder.RegisterService(&models);
+  builder.RegisterService(&health);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    spdlog::critical("cannot listen for gRPC on {}", config.listen());
+    return 2;
+  }
+  spdlog::info("bertserve {} (torch {}, cuda {})", PROJECT_VERSION, torchrt::TorchVersion(),
+               torchrt::CudaVersion());
+  spdlog::info("gRPC listening on {}", WithPort(config.listen(), port));
+  spdlog::info("metrics listening on {}", WithPort(config.metrics_listen(), metrics.port()));
+
+  // Readiness waits for the startup models. With --load they are required:
+  // one failing keeps the server unready. Without --load every model is
+  // best-effort: a broken one is FAILED and the rest serve.
+  std::thread startup_loader([&] {
+    bool all_ready = true;
+    for (const std::string& name : startup) {
+      absl::StatusOr<core::ModelInfo> info = registry.Load(name);
+      if (!info.ok()) all_ready = false;
+    }
+    if (all_ready || !explicit_load) {
+      health.SetServing(grpcsvc::kReadinessService, true);
+      spdlog::info("ready: {} startup model(s) loaded", startup.size());
+    } else {
+      spdlog::error("not ready: a model named by --load failed to load");
+    }
+  });
+
+  // Every thread started above inherited the blocked signal mask from main.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}; draining (up to {} s)", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+               config.drain_timeout_seconds());
+
+  health.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(
+                       static_cast<int64_t>(config.drain_timeout_seconds() * 1000)));
+  startup_loader.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace bertserve
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread exists so only sigwait sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  bertserve::Flags flags;
+  CLI::App app{"bertserve: gRPC inference server for BERT-class TorchScript text classifiers"};
+  std::string model_repository, listen, metrics_listen, log_format, log_level, load;
+  int worker_threads = 0;
+  double drain_timeout = 0;
+  app.add_option("--config", flags.config_file,
+                 "Server config file (bertserve.v1.ServerConfig, protobuf text format); "
+                 "flags given on the command line override it");
+  auto* repo_opt = app.add_option("--model-repository", model_repository,
+                                  "Directory with one sub-directory per model");
+  auto* listen_opt = app.add_option("--listen", listen,
+                                    "gRPC listen address HOST:PORT (default 0.0.0.0:50051)");
+  auto* metrics_opt = app.add_option("--metrics-listen", metrics_listen,
+                                     "Prometheus /metrics listen address HOST:PORT "
+                                     "(default 0.0.0.0:9400)");
+  auto* load_opt = app.add_option("--load", load,
+                                  "Comma-separated models placed at startup and required for "
+                                  "readiness (default: every model, best-effort)");
+  auto* format_opt =
+      app.add_option("--log-format", log_format, "Log format: text or json (default text)");
+  auto* level_opt = app.add_option("--log-level", log_level,
+                                   "trace, debug, info, warn, error (default info)");
+  auto* threads_opt = app.add_option("--worker-threads", worker_threads,
+                                     "Threads for tokenization and forward passes "
+                                     "(default: number of cores)");
+  auto* drain_opt = app.add_option("--drain-timeout", drain_timeout,
+                                   "Seconds to finish in-flight requests after SIGTERM "
+                                   "(default 30)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!flags.config_file.empty()) {
+    absl::StatusOr<bertserve::v1::ServerConfig> file =
+        bertserve::core::ReadServerConfig(flags.config_file);
+    if (!file.ok()) {
+      fprintf(stderr, "bertserve: %s\n", std::string(std::string(file.status().message())).c_str());
+      return 2;
+    }
+    flags.config = *file;
+  }
+  bertserve::v1::ServerConfig& c = flags.config;
+  if (*repo_opt) c.set_model_repository(model_repository);
+  if (*listen_opt) c.set_listen(listen);
+  if (*metrics_opt) c.set_metrics_listen(metrics_listen);
+  if (*format_opt) c.set_log_format(log_format);
+  if (*level_opt) c.set_log_level(log_level);
+  if (*threads_opt) c.set_worker_threads(worker_threads);
+  if (*drain_opt) c.set_drain_timeout_seconds(drain_timeout);
+  if (*load_opt) {
+    c.clear_load();
+    for (absl::string_view name : absl::StrSplit(load, ',', absl::SkipWhitespace())) {
+      c.add_load(std::string(name));
+    }
+  }
+  if (c.model_repository().empty()) {
+    fprintf(stderr, "bertserve: --model-repository is required\n");
+    return 2;
+  }
+  bertserve::FillDefaults(&c);
+  return bertserve::Run(flags);
+}

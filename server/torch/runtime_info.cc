@@ -1,0 +1,17 @@
+#include "server/torch/runtime_info.h"
+
+#include <torch/version.h>
+
+namespace bertserve::torchrt {
+
+std::string TorchVersion() { return TORCH_VERSION; }
+
+std::string CudaVersion() {
+#ifdef BERTSERVE_WITH_CUDA
+  return std::to_string(CUDA_VERSION / 1000) + "." + std::to_string(CUDA_VERSION % 1000 / 10);
+#else
+  return "none";
+#endif
+}
+
+}  // namespace bertserve::torchrt

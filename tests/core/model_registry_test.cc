@@ -1,0 +1,183 @@
+#include "server/core/model_registry.h"
+
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util/fake_model.h"
+
+namespace bertserve::core {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::unique_ptr<ModelRegistry> MakeRegistry(const testing::TempRepository& repo,
+                                            testing::FakeLoader* loader) {
+  absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo.root());
+  EXPECT_TRUE(r.ok());
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Create(*r, loader);
+  EXPECT_TRUE(registry.ok()) << registry.status();
+  return *std::move(registry);
+}
+
+TEST(ModelRegistryTest, LoadMakesReadyWithBytesAndLabels) {
+  testing::TempRepository repo;
+  repo.AddModel("m", "labels: \"neg\" labels: \"pos\"");
+  testing::FakeLoader loader;
+  auto registry = MakeRegistry(repo, &loader);
+  std::vector<ModelState> seen;
+  registry->AddStateListener([&](const ModelInfo& info) { seen.push_back(info.state); });
+
+  EXPECT_EQ(registry->Get("m")->state, ModelState::kUnloaded);
+  absl::StatusOr<ModelInfo> info = registry->Load("m");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, ModelState::kReady);
+  EXPECT_EQ(info->weight_bytes, 1000);
+  EXPECT_EQ(info->labels, (std::vector<std::string>{"neg", "pos"}));
+  EXPECT_EQ(seen, (std::vector<ModelState>{ModelState::kLoading, ModelState::kHost,
+                                           ModelState::kPlacing, ModelState::kReady}));
+  EXPECT_TRUE(registry->Acquire("m").ok());
+  // A second load of a READY model does nothing.
+  EXPECT_TRUE(registry->Load("m").ok());
+  EXPECT_EQ(loader.loads(), 1);
+}
+
+TEST(ModelRegistryTest, DefaultLabelNames) {
+  testing::TempRepository repo;
+  repo.AddModel("m");
+  testing::FakeLoader loader;
+  loader.SetNumLabels("m", 3);
+  auto registry = MakeRegistry(repo, &loader);
+  ASSERT_TRUE(registry->Load("m").ok());
+  EXPECT_EQ(registry->Get("m")->labels,
+            (std::vector<std::string>{"LABEL_0", "LABEL_1", "LABEL_2"}));
+}
+
+TEST(ModelRegistryTest, FailedLoadKeepsReasonAndRetryWorks) {
+  testing::TempRepository repo;
+  repo.AddModel("bad");
+  repo.AddModel("good");
+  testing::FakeLoader loader;
+  loader.FailNextLoad("bad", absl::InvalidArgumentError("bad/model.pt: not TorchScript"));
+  auto registry = MakeRegistry(repo, &loader);
+  absl::StatusOr<ModelInfo> info = registry->Load("bad");
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(info.status().message()), HasSubstr("bad/model.pt"));
+  EXPECT_EQ(registry->Get("bad")->state, ModelState::kFailed);
+  EXPECT_THAT(registry->Get("bad")->last_error, HasSubstr("not TorchScript"));
+  EXPECT_EQ(registry->Acquire("bad").status().code(), absl::StatusCode::kFailedPrecondition);
+  // Others are unaffected.
+  EXPECT_TRUE(registry->Load("good").ok());
+  // The fault was one-shot: a retry loads.
+  EXPECT_TRUE(registry->Load("bad").ok());
+  EXPECT_EQ(registry->Get("bad")->last_error, "");
+}
+
+TEST(ModelRegistryTest, BrokenConfigIsFailedBeforeAnyLoad) {
+  testing::TempRepository repo;
+  repo.AddModel("cfg", "colour: \"red\"");
+  testing::FakeLoader loader;
+  auto registry = MakeRegistry(repo, &loader);
+  absl::StatusOr<ModelInfo> info = registry->Get("cfg");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, ModelState::kFailed);
+  EXPECT_THAT(info->last_error, HasSubstr("config.pbtxt"));
+  EXPECT_THAT(info->last_error, HasSubstr("colour"));
+  EXPECT_FALSE(registry->Load("cfg").ok());
+  EXPECT_EQ(loader.loads(), 0);
+}
+
+TEST(ModelRegistryTest, LabelCountMismatchFails) {
+  testing::TempRepository repo;
+  repo.AddModel("m", "labels: \"only-one\"");
+  testing::FakeLoader loader;  // two logits
+  auto registry = MakeRegistry(repo, &loader);
+  absl::StatusOr<ModelInfo> info = registry->Load("m");
+  ASSERT_FALSE(info.ok());
+  EXPECT_THAT(std::string(info.status().message()), HasSubstr("labels"));
+  EXPECT_EQ(registry->Get("m")->state, ModelState::kFailed);
+}
+
+TEST(ModelRegistryTest, UnknownAndIllegalNames) {
+  testing::TempRepository repo;
+  repo.AddModel("m");
+  testing::FakeLoader loader;
+  auto registry = MakeRegistry(repo, &loader);
+  EXPECT_EQ(registry->Load("absent").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry->Load("../m").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(registry->Acquire("a/b").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(registry->Acquire("absent").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loader.loads(), 0);
+}
+
+TEST(ModelRegistryTest, ModelAddedOnDiskIsFoundByLoad) {
+  testing::TempRepository repo;
+  testing::FakeLoader loader;
+  auto registry = MakeRegistry(repo, &loader);
+  EXPECT_TRUE(registry->List().empty());
+  repo.AddModel("late");
+  EXPECT_TRUE(registry->Load("late").ok());
+  EXPECT_EQ(registry->List().size(), 1u);
+}
+
+TEST(ModelRegistryTest, UnloadKeepsHeldHandleAlive) {
+  testing::TempRepository repo;
+  repo.AddModel("m");
+  testing::FakeLoader loader;
+  auto registry = MakeRegistry(repo, &loader);
+  ASSERT_TRUE(registry->Load("m").ok());
+  absl::StatusOr<ModelHandle> handle = registry->Acquire("m");
+  ASSERT_TRUE(handle.ok());
+  absl::StatusOr<ModelInfo> info = registry->Unload("m");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, ModelState::kUnloaded);
+  EXPECT_EQ(info->weight_bytes, 0);
+  EXPECT_EQ(registry->Acquire("m").status().code(), absl::StatusCode::kFailedPrecondition);
+  // The in-flight holder can still run its batch.
+  InputBatch batch{1, 1, {5}, {1}, {0}};
+  EXPECT_TRUE((*handle)->model->Forward(batch).ok());
+  ASSERT_TRUE(registry->Load("m").ok());
+  EXPECT_EQ(loader.loads(), 2);
+}
+
+class ConcurrentLoadTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(ConcurrentLoadTest, LoadsNeverOverlap) {
+  const int n = GetParam();
+  testing::TempRepository repo;
+  for (int i = 0; i < n; ++i) repo.AddModel("m" + std::to_string(i));
+  testing::FakeLoader loader;
+  auto registry = MakeRegistry(repo, &loader);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    // Two callers per model: the duplicate joins the same job.
+    for (int k = 0; k < 2; ++k) {
+      threads.emplace_back([&, i] { EXPECT_TRUE(registry->Load("m" + std::to_string(i)).ok()); });
+    }
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(loader.max_concurrent_loads(), 1);
+  EXPECT_EQ(loader.loads(), n);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ConcurrentLoadTest, ::testing::Values(1, 3, 10));
+
+TEST(ModelRegistryTest, LoadingModelIsUnavailable) {
+  testing::TempRepository repo;
+  repo.AddModel("slow");
+  testing::FakeLoader loader;
+  absl::Notification started, release;
+  loader.BlockLoad("slow", &started, &release);
+  auto registry = MakeRegistry(repo, &loader);
+  std::thread loader_thread([&] { EXPECT_TRUE(registry->Load("slow").ok()); });
+  started.WaitForNotification();
+  EXPECT_EQ(registry->Get("slow")->state, ModelState::kLoading);
+  EXPECT_EQ(registry->Acquire("slow").status().code(), absl::StatusCode::kUnavailable);
+  release.Notify();
+  loader_thread.join();
+  EXPECT_TRUE(registry->Acquire("slow").ok());
+}
+
+}  // namespace
+}  // namespace bertserve::core
