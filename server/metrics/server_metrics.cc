@@ -45,21 +45,16 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
             {"cuda", std::string(cuda_version)}})
       .Set(1);
   if (!listen.empty()) {
-    try {
-      metrics->exposer_ = std::make_unique<prometheus::Exposer>(listen);
-    } catch (const std::exception& e) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot serve metrics on ", listen, ": ", e.what()));
-    }
-    metrics->exposer_->RegisterCollectable(metrics->registry_);
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+        MetricsHttpServer::Start(listen, metrics->registry_);
+    if (!http.ok()) return http.status();
+    metrics->http_ = *std::move(http);
   }
   return metrics;
 }
 
 int ServerMetrics::port() const {
-  if (!exposer_) return 0;
-  std::vector<int> ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
+  return http_ ? http_->port() : 0;
 }
 
 void ServerMetrics::RecordRequest(const std::string& model, absl::string_view method,

@@ -8,11 +8,11 @@
 
 #include "absl/status/statusor.h"
 #include "prometheus/counter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/metrics/metrics_http_server.h"
 
 namespace bertserve::metrics {
 
@@ -48,12 +48,13 @@ class ServerMetrics {
   ServerMetrics();
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& request_duration_;
   prometheus::Family<prometheus::Gauge>& model_state_;
   prometheus::Family<prometheus::Gauge>& model_memory_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  // Declared last: stops serving before the families it reads go away.
+  std::unique_ptr<MetricsHttpServer> http_;
 };
 
 // Latency buckets in seconds, from 1 ms to 60 s.

@@ -127,6 +127,19 @@ class TorchModel : public core::Model {
   int num_labels_ = 0;
 };
 
+// Module::to(dtype) in libtorch 1.13 converts integer buffers too (BERT's
+// position_ids would become float), so only floating-point tensors change.
+void ConvertFloatingTensors(torch::jit::Module& module, c10::ScalarType dtype) {
+  if (dtype == c10::kFloat) return;
+  c10::InferenceMode guard(false);
+  for (at::Tensor p : module.parameters(/*recurse=*/true)) {
+    if (p.is_floating_point()) p.set_data(p.to(dtype));
+  }
+  for (at::Tensor b : module.buffers(/*recurse=*/true)) {
+    if (b.is_floating_point()) b.set_data(b.to(dtype));
+  }
+}
+
 int64_t TensorBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
 }
@@ -188,7 +201,7 @@ absl::StatusOr<std::unique_ptr<core::Model>> TorchModelLoader::Load(
     std::istringstream stream(bytes.str());
     module = torch::jit::load(stream, device);
     module.eval();
-    module.to(*dtype);
+    ConvertFloatingTensors(module, *dtype);
   } catch (const std::exception& e) {
     return StatusFromException(e, absl::StrCat(path, ": not a loadable TorchScript model"),
                                absl::StatusCode::kInvalidArgument);

@@ -46,7 +46,7 @@ TEST(ParseRequestTest, InvalidUtf8NamesTheField) {
 }
 
 TEST(ParseRequestTest, OverlongAndSurrogateEncodingsAreInvalid) {
-  for (const std::string bad : {std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
+  for (const std::string& bad : {std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
                                 std::string("\xf4\x90\x80\x80"), std::string("abc\xe2\x82")}) {
     v1::ClassifyRequest request;
     request.set_model("PATCH");

@@ -1,0 +1,237 @@
+// The gRPC services on a real loopback server, with the fake loader behind
+// the registry: status codes on the wire, stream ordering, health states.
+
+#include <memory>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/synchronization/notification.h"
+#include "bertserve/v1/inference.grpc.pb.h"
+#include "bertserve/v1/models.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "server/core/classifier.h"
+#include "server/grpc/health_service.h"
+#include "server/grpc/inference_service.h"
+#include "server/grpc/models_service.h"
+#include "tests/test_util/fake_model.h"
+
+namespace bertserve::grpcsvc {
+namespace {
+
+using ::grpc::health::v1::HealthCheckRequest;
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+
+class ServicesTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    repo_.AddModel("m", "batch { max_client_batch_size: 8 }");
+    repo_.AddModel("slow");
+    auto r = core::ModelRepository::Open(repo_.root());
+    ASSERT_TRUE(r.ok());
+    auto registry = core::ModelRegistry::Create(*r, &loader_);
+    ASSERT_TRUE(registry.ok());
+    registry_ = *std::move(registry);
+    ASSERT_TRUE(registry_->Load("m").ok());
+    pool_ = std::make_unique<core::WorkerPool>(GetParam());
+    classifier_ = std::make_unique<core::Classifier>(registry_.get());
+    observer_ = [this](const std::string& model, absl::string_view method,
+                       grpc::StatusCode code, double) {
+      absl::MutexLock lock(&mu_);
+      observed_.push_back(model + "/" + std::string(method) + "/" + std::string(CodeName(code)));
+    };
+    inference_ = std::make_unique<InferenceService>(classifier_.get(), registry_.get(),
+                                                    pool_.get(), &observer_);
+    models_ = std::make_unique<ModelsService>(registry_.get(), pool_.get(), &observer_);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(inference_.get());
+    builder.RegisterService(models_.get());
+    builder.RegisterService(&health_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                   grpc::InsecureChannelCredentials());
+  }
+
+  void TearDown() override {
+    health_.Shutdown();
+    if (server_) server_->Shutdown();
+  }
+
+  v1::ClassifyRequest Request(const std::string& model, const std::string& text) {
+    v1::ClassifyRequest request;
+    request.set_model(model);
+    request.add_inputs()->set_text(text);
+    return request;
+  }
+
+  testing::TempRepository repo_;
+  testing::FakeLoader loader_;
+  std::unique_ptr<core::ModelRegistry> registry_;
+  std::unique_ptr<core::WorkerPool> pool_;
+  std::unique_ptr<core::Classifier> classifier_;
+  CallObserver observer_;
+  absl::Mutex mu_;
+  std::vector<std::string> observed_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<ModelsService> models_;
+  HealthService health_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+TEST_P(ServicesTest, CodesOnTheWire) {
+  auto stub = v1::Inference::NewStub(channel_);
+  struct Case {
+    v1::ClassifyRequest request;
+    grpc::StatusCode code;
+  };
+  std::vector<Case> cases = {
+      {Request("m", "hello"), grpc::StatusCode::OK},
+      {Request("nope", "hello"), grpc::StatusCode::NOT_FOUND},
+      {Request("../m", "hello"), grpc::StatusCode::INVALID_ARGUMENT},
+      {Request("m", ""), grpc::StatusCode::INVALID_ARGUMENT},
+      {Request("slow", "hello"), grpc::StatusCode::FAILED_PRECONDITION},
+  };
+  for (const Case& c : cases) {
+    grpc::ClientContext context;
+    v1::ClassifyResponse response;
+    grpc::Status status = stub->Classify(&context, c.request, &response);
+    EXPECT_EQ(status.error_code(), c.code) << c.request.model() << ": " << status.error_message();
+  }
+  absl::MutexLock lock(&mu_);
+  // Unknown and illegal names are not metric labels.
+  EXPECT_THAT(observed_, ::testing::Contains("/Classify/NOT_FOUND"));
+  EXPECT_THAT(observed_, ::testing::Contains("m/Classify/OK"));
+}
+
+TEST_P(ServicesTest, ExpiredDeadlineNeverRuns) {
+  auto stub = v1::Inference::NewStub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  v1::ClassifyResponse response;
+  grpc::Status status = stub->Classify(&context, Request("m", "hello"), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST_P(ServicesTest, StreamAnswersInRequestOrder) {
+  auto stub = v1::Inference::NewStub(channel_);
+  grpc::ClientContext context;
+  auto stream = stub->ClassifyStream(&context);
+  constexpr int kRequests = 100;
+  std::thread writer([&] {
+    for (int i = 0; i < kRequests; ++i) {
+      // Every seventh request is bad; its answer must still hold its place.
+      v1::ClassifyRequest request =
+          Request(i % 7 == 3 ? "nope" : "m", std::string(1 + i % 5, 'h') + " hello");
+      request.set_request_id(std::to_string(i));
+      ASSERT_TRUE(stream->Write(request));
+    }
+    stream->WritesDone();
+  });
+  v1::ClassifyStreamResponse answer;
+  int n = 0;
+  while (stream->Read(&answer)) {
+    EXPECT_EQ(answer.request_id(), std::to_string(n));
+    if (n % 7 == 3) {
+      EXPECT_EQ(answer.error_code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+      EXPECT_THAT(answer.error_message(), HasSubstr("nope"));
+    } else {
+      EXPECT_EQ(answer.error_code(), 0) << answer.error_message();
+      EXPECT_EQ(answer.response().results_size(), 1);
+    }
+    ++n;
+  }
+  writer.join();
+  EXPECT_EQ(n, kRequests);
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_P(ServicesTest, ModelsApiLoadUnload) {
+  auto stub = v1::Models::NewStub(channel_);
+  {
+    grpc::ClientContext context;
+    v1::ListModelsResponse list;
+    ASSERT_TRUE(stub->List(&context, v1::ListModelsRequest(), &list).ok());
+    ASSERT_EQ(list.models_size(), 2);
+    EXPECT_EQ(list.models(0).name(), "m");
+    EXPECT_EQ(list.models(0).state(), v1::READY);
+    EXPECT_EQ(list.models(0).weight_bytes(), 1000);
+    EXPECT_EQ(list.models(1).state(), v1::UNLOADED);
+  }
+  {
+    grpc::ClientContext context;
+    v1::LoadModelRequest request;
+    request.set_name("slow");
+    v1::ModelStatus status;
+    ASSERT_TRUE(stub->Load(&context, request, &status).ok());
+    EXPECT_EQ(status.state(), v1::READY);
+  }
+  {
+    grpc::ClientContext context;
+    v1::UnloadModelRequest request;
+    request.set_name("slow");
+    v1::ModelStatus status;
+    ASSERT_TRUE(stub->Unload(&context, request, &status).ok());
+    EXPECT_EQ(status.state(), v1::UNLOADED);
+  }
+  {
+    grpc::ClientContext context;
+    v1::LoadModelRequest request;
+    request.set_name("a/b");
+    v1::ModelStatus status;
+    EXPECT_EQ(stub->Load(&context, request, &status).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+TEST_P(ServicesTest, ReadinessWatchSeesTheChange) {
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  HealthCheckRequest ready;
+  ready.set_service(kReadinessService);
+  {
+    grpc::ClientContext context;
+    HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, ready, &response).ok());
+    EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  }
+  {
+    grpc::ClientContext context;
+    HealthCheckRequest live;
+    HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, live, &response).ok());
+    EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  }
+  grpc::ClientContext watch_context;
+  auto watch = stub->Watch(&watch_context, ready);
+  HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  health_.SetServing(kReadinessService, true);
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+  // Shutdown reports NOT_SERVING and ends the stream, so drains are not held.
+  health_.Shutdown();
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(watch->Read(&update));
+  EXPECT_TRUE(watch->Finish().ok());
+  {
+    grpc::ClientContext context;
+    HealthCheckRequest unknown;
+    unknown.set_service("nope");
+    HealthCheckResponse response;
+    EXPECT_EQ(stub->Check(&context, unknown, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, ServicesTest, ::testing::Values(1, 4));
+
+}  // namespace
+}  // namespace bertserve::grpcsvc
