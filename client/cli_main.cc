@@ -98,8 +98,10 @@ int main(int argc, char** argv) {
   CLI::App* classify = app.add_subcommand("classify", "Classify one or more texts");
   classify->add_option("-m,--model", model, "Model name")->required();
   classify->add_option("texts", texts, "Texts to classify")->required();
-  classify->add_option("--pair", pairs,
-                       "Second segment for a text pair; repeat once per text, in order");
+  classify
+      ->add_option("--pair", pairs,
+                   "Second segment for a text pair; repeat once per text, in order")
+      ->allow_extra_args(false);
   classify->add_option("--top-k", top_k, "Scores per input, best first (0: all)");
   classify->add_flag("--raw-scores", raw_scores, "Return logits instead of probabilities");
   classify->add_flag("--no-truncate", no_truncate,

@@ -19,8 +19,13 @@ packages=(
   # tests, fixtures and the outside client
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-torch python3-grpcio python3-grpc-tools python3-protobuf
-  nodejs npm shellcheck
+  shellcheck
 )
+# Some images ship Node.js with npm from elsewhere; Debian's npm would
+# conflict with it, so it is only asked for when there is no npm at all.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,210 @@
+#include "server/tokenizer/unicode.h"
+
+#include <utf8proc.h>
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+
+namespace bertserve::tokenizer::unicode {
+namespace {
+
+bool IsContinuation(uint8_t b) { return (b & 0xC0) == 0x80; }
+
+absl::Status BadUtf8(std::string_view what, std::string_view bytes,
+                     size_t offset) {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%s is not valid UTF-8: bad sequence at byte offset %d (byte 0x%02X)",
+      what, offset, static_cast<uint8_t>(bytes[offset])));
+}
+
+utf8proc_category_t Category(char32_t cp) {
+  return utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+}
+
+}  // namespace
+
+absl::StatusOr<std::u32string> DecodeUtf8(std::string_view bytes,
+                                          std::string_view what) {
+  std::u32string out;
+  out.reserve(bytes.size());
+  const size_t n = bytes.size();
+  size_t i = 0;
+  while (i < n) {
+    const uint8_t b0 = static_cast<uint8_t>(bytes[i]);
+    if (b0 < 0x80) {
+      out.push_back(b0);
+      ++i;
+      continue;
+    }
+    // The allowed range of the second byte depends on the lead byte; these
+    // limits are what exclude overlong forms, surrogates and > U+10FFFF
+    // (Unicode 15, table 3-7).
+    size_t len = 0;
+    uint8_t lo = 0x80, hi = 0xBF;
+    char32_t cp = 0;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+      len = 2;
+      cp = b0 & 0x1F;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      len = 3;
+      cp = b0 & 0x0F;
+      if (b0 == 0xE0) lo = 0xA0;
+      if (b0 == 0xED) hi = 0x9F;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      len = 4;
+      cp = b0 & 0x07;
+      if (b0 == 0xF0) lo = 0x90;
+      if (b0 == 0xF4) hi = 0x8F;
+    } else {
+      return BadUtf8(what, bytes, i);
+    }
+    if (i + 1 >= n) return BadUtf8(what, bytes, i);
+    const uint8_t b1 = static_cast<uint8_t>(bytes[i + 1]);
+    if (b1 < lo || b1 > hi) return BadUtf8(what, bytes, i);
+    cp = (cp << 6) | (b1 & 0x3F);
+    for (size_t k = 2; k < len; ++k) {
+      if (i + k >= n || !IsContinuation(static_cast<uint8_t>(bytes[i + k]))) {
+        return BadUtf8(what, bytes, i);
+      }
+      cp = (cp << 6) | (static_cast<uint8_t>(bytes[i + k]) & 0x3F);
+    }
+    out.push_back(cp);
+    i += len;
+  }
+  return out;
+}
+
+void AppendUtf8(char32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+std::string EncodeUtf8(std::u32string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char32_t cp : text) AppendUtf8(cp, &out);
+  return out;
+}
+
+bool IsWhiteSpace(char32_t cp) {
+  // The White_Space property is not in utf8proc's data; it is small and has
+  // not changed since Unicode 6.3 (U+180E left it then).
+  switch (cp) {
+    case 0x0020:
+    case 0x0085:
+    case 0x00A0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
+      return true;
+    default:
+      return (cp >= 0x0009 && cp <= 0x000D) || (cp >= 0x2000 && cp <= 0x200A);
+  }
+}
+
+bool IsBertWhitespace(char32_t cp) {
+  return cp == '\t' || cp == '\n' || cp == '\r' || IsWhiteSpace(cp);
+}
+
+bool IsBertControl(char32_t cp) {
+  if (cp == '\t' || cp == '\n' || cp == '\r') return false;
+  // Hugging Face calls `is_other()` of the unicode_categories crate, which
+  // despite its comment covers Cc, Cf and Co only: unassigned (Cn) code
+  // points are kept, so we keep them too.
+  switch (Category(cp)) {
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CO:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsBertPunctuation(char32_t cp) {
+  // ASCII punctuation includes symbols such as $ + < = > ^ ` | ~ that are
+  // not category P*; Rust's char::is_ascii_punctuation counts them.
+  if ((cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) ||
+      (cp >= 0x5B && cp <= 0x60) || (cp >= 0x7B && cp <= 0x7E)) {
+    return true;
+  }
+  switch (Category(cp)) {
+    case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_PD:
+    case UTF8PROC_CATEGORY_PS:
+    case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI:
+    case UTF8PROC_CATEGORY_PF:
+    case UTF8PROC_CATEGORY_PO:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsChineseChar(char32_t cp) {
+  // The ranges of tokenizers' bert.rs, including its 0x2B920 lower bound of
+  // Extension E (Google's BERT and the Python tokenizer use 0x2B820); we
+  // follow the Rust tokenizer.
+  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+         (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+         (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
+         (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+}
+
+bool IsNonspacingMark(char32_t cp) {
+  return Category(cp) == UTF8PROC_CATEGORY_MN;
+}
+
+void AppendCanonicalDecomposition(char32_t cp, std::u32string* out) {
+  // Canonical decompositions are at most 4 code points long; 32 is ample.
+  utf8proc_int32_t buffer[32];
+  int last_boundclass = 0;
+  const utf8proc_ssize_t n =
+      utf8proc_decompose_char(static_cast<utf8proc_int32_t>(cp), buffer, 32,
+                              UTF8PROC_DECOMPOSE, &last_boundclass);
+  if (n <= 0 || n > 32) {
+    out->push_back(cp);
+    return;
+  }
+  for (utf8proc_ssize_t i = 0; i < n; ++i) {
+    out->push_back(static_cast<char32_t>(buffer[i]));
+  }
+}
+
+int CombiningClass(char32_t cp) {
+  return utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))
+      ->combining_class;
+}
+
+void AppendLowercase(char32_t cp, std::u32string* out) {
+  // U+0130 is the only unconditional multi-character lowercase mapping in
+  // SpecialCasing.txt; utf8proc only has the simple mapping ("i").
+  if (cp == 0x0130) {
+    out->push_back(U'i');
+    out->push_back(0x0307);
+    return;
+  }
+  out->push_back(static_cast<char32_t>(
+      utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
+}
+
+}  // namespace bertserve::tokenizer::unicode

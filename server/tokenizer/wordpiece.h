@@ -1,0 +1,62 @@
+#ifndef BERTSERVE_SERVER_TOKENIZER_WORDPIECE_H_
+#define BERTSERVE_SERVER_TOKENIZER_WORDPIECE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/tokenizer/vocab.h"
+
+namespace bertserve::tokenizer {
+
+// Settings of the WordPiece model (tokenizer.json's "model" section).
+struct WordPieceConfig {
+  std::string unk_token = "[UNK]";
+  std::string continuing_subword_prefix = "##";
+  int max_input_chars_per_word = 100;  // in code points
+};
+
+// One piece of a word: its vocabulary id and the code points [begin, end) of
+// the word it covers.
+struct WordPieceToken {
+  int32_t id;
+  size_t begin;
+  size_t end;
+};
+
+// Hugging Face tokenizers' WordPiece model: greedy longest-match-first;
+// every piece after the first is looked up with the continuation prefix.
+// A word longer than max_input_chars_per_word, or with any part that matches
+// nothing, becomes one unk token spanning the whole word.
+//
+// Holds a pointer to the vocabulary, which must outlive it. Immutable;
+// Tokenize is thread-safe.
+class WordPiece {
+ public:
+  // InvalidArgument when the unk token is not in `vocab` or
+  // max_input_chars_per_word is not positive.
+  static absl::StatusOr<WordPiece> Create(const Vocab* vocab,
+                                          const WordPieceConfig& config);
+
+  // Appends the pieces of `word` (normalized code points) to `out`.
+  // An empty word gives no pieces.
+  void Tokenize(std::u32string_view word,
+                std::vector<WordPieceToken>* out) const;
+
+  int32_t unk_id() const { return unk_id_; }
+
+ private:
+  WordPiece(const Vocab* vocab, const WordPieceConfig& config, int32_t unk_id)
+      : vocab_(vocab), config_(config), unk_id_(unk_id) {}
+
+  const Vocab* vocab_;
+  WordPieceConfig config_;
+  int32_t unk_id_;
+};
+
+}  // namespace bertserve::tokenizer
+
+#endif  // BERTSERVE_SERVER_TOKENIZER_WORDPIECE_H_

@@ -1,0 +1,471 @@
+"""Shared helpers of the integration tests: protocol stubs, a real server process,
+the CLI, and reference logits computed with PyTorch from the same model.pt.
+
+Environment (set by CTest, see CMakeLists.txt):
+  BERTSERVE_BIN         the server binary
+  BERTSERVE_CLI         the bertserve-cli binary
+  BERTSERVE_TEST_DATA   output of scripts/make-test-models.sh (models/, vocab.txt)
+  BERTSERVE_SOURCE_DIR  the source tree (default: two levels above this file)
+  PROTOC                protoc used for the Python message classes (default: protoc)
+
+Run one file by hand with e.g.
+  BERTSERVE_BIN=build/server/bertserve BERTSERVE_CLI=build/client/bertserve-cli \
+  BERTSERVE_TEST_DATA=build/testdata /usr/bin/python3 -m unittest -v test_classify
+from tests/integration.
+"""
+
+import atexit
+import importlib
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+from google.protobuf import json_format, symbol_database
+
+SOURCE_DIR = os.environ.get("BERTSERVE_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROTO_DIR = os.path.join(SOURCE_DIR, "proto")
+PROTO_FILES = [
+    "bertserve/v1/config.proto",
+    "bertserve/v1/models.proto",
+    "bertserve/v1/inference.proto",
+    "grpc/health/v1/health.proto",
+]
+
+# Generous bounds: a 2-core CI machine may also be building or running other tests.
+START_TIMEOUT_S = 120.0
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+RPC_TIMEOUT_S = 60.0
+CLI_TIMEOUT_S = 60.0
+
+
+# --------------------------------------------------------------------------
+# Protocol: message classes generated at import time, stubs built from the
+# service descriptors.
+# --------------------------------------------------------------------------
+
+def _generate_messages():
+    """Runs protoc --python_out into a temporary directory and imports the result.
+
+    Python message classes only: python3-grpc-tools in Debian 12 bundles protoc
+    3.5, which rejects proto3 `optional`, so the system protoc (3.21, matching
+    python3-protobuf) is used and the gRPC stubs are built from the service
+    descriptors instead of by grpc_python_plugin.
+    """
+    out = tempfile.mkdtemp(prefix="bertserve-pb-")
+    atexit.register(shutil.rmtree, out, True)
+    protoc = os.environ.get("PROTOC") or shutil.which("protoc") or "protoc"
+    cmd = [protoc, "-I", PROTO_DIR, f"--python_out={out}"] + PROTO_FILES
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    sys.path.insert(0, out)
+    modules = {
+        "config": importlib.import_module("bertserve.v1.config_pb2"),
+        "models": importlib.import_module("bertserve.v1.models_pb2"),
+        "inference": importlib.import_module("bertserve.v1.inference_pb2"),
+    }
+    # grpc/health/v1/health_pb2.py cannot be imported as grpc.health.v1: the
+    # `grpc` package (grpcio) shadows the generated directory. Load it by path.
+    path = os.path.join(out, "grpc", "health", "v1", "health_pb2.py")
+    spec = importlib.util.spec_from_file_location("bertserve_test_health_pb2", path)
+    health = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(health)
+    modules["health"] = health
+    return modules
+
+
+_PB = _generate_messages()
+config_pb2 = _PB["config"]
+models_pb2 = _PB["models"]
+inference_pb2 = _PB["inference"]
+health_pb2 = _PB["health"]
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+ModelState = models_pb2.ModelState
+
+
+def state_name(value):
+    return models_pb2.ModelState.Name(value)
+
+
+class Stub:
+    """A client stub for one service, built from its descriptor.
+
+    Methods take the request (or an iterator of requests) and the usual grpc
+    keyword arguments (timeout, metadata); a default timeout applies.
+    """
+
+    def __init__(self, channel, service_descriptor):
+        db = symbol_database.Default()
+        self.service = service_descriptor.full_name
+        for method in service_descriptor.methods:
+            path = f"/{service_descriptor.full_name}/{method.name}"
+            req = db.GetSymbol(method.input_type.full_name)
+            resp = db.GetSymbol(method.output_type.full_name)
+            if method.client_streaming and method.server_streaming:
+                make = channel.stream_stream
+            elif method.client_streaming:
+                make = channel.stream_unary
+            elif method.server_streaming:
+                make = channel.unary_stream
+            else:
+                make = channel.unary_unary
+            callable_ = make(path, request_serializer=req.SerializeToString,
+                             response_deserializer=resp.FromString)
+            setattr(self, method.name, _with_default_timeout(callable_))
+
+
+def _with_default_timeout(callable_):
+    def call(request, timeout=RPC_TIMEOUT_S, **kwargs):
+        return callable_(request, timeout=timeout, **kwargs)
+    call.with_call = lambda request, timeout=RPC_TIMEOUT_S, **kw: callable_.with_call(
+        request, timeout=timeout, **kw)
+    call.future = lambda request, timeout=RPC_TIMEOUT_S, **kw: callable_.future(
+        request, timeout=timeout, **kw)
+    return call
+
+
+def text_input(text, pair=""):
+    """A TextInput; works whether the text fields are `string` or `bytes`."""
+    msg = inference_pb2.TextInput()
+    for name, value in (("text", text), ("text_pair", pair)):
+        field = msg.DESCRIPTOR.fields_by_name[name]
+        if field.type == field.TYPE_BYTES and isinstance(value, str):
+            value = value.encode("utf-8")
+        setattr(msg, name, value)
+    return msg
+
+
+def classify_request(model, texts, pairs=None, **kwargs):
+    pairs = pairs or [""] * len(texts)
+    return inference_pb2.ClassifyRequest(
+        model=model, inputs=[text_input(t, p) for t, p in zip(texts, pairs)], **kwargs)
+
+
+# --------------------------------------------------------------------------
+# The server process.
+# --------------------------------------------------------------------------
+
+_GRPC_LISTEN_RE = re.compile(r"gRPC listening on (\S+):(\d+)")
+_METRICS_LISTEN_RE = re.compile(r"metrics listening on (\S+):(\d+)")
+_LIVE_SERVERS = set()
+
+
+def _kill_leftovers():
+    for server in list(_LIVE_SERVERS):
+        server.kill()
+
+
+atexit.register(_kill_leftovers)
+
+
+def require_env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set; run through ctest "
+                           "or see tests/integration/harness.py")
+    return value
+
+
+def test_data_dir():
+    return require_env("BERTSERVE_TEST_DATA")
+
+
+def models_dir():
+    return os.path.join(test_data_dir(), "models")
+
+
+class ServerError(AssertionError):
+    pass
+
+
+class Server:
+    """A bertserve process on ephemeral ports, with its log captured.
+
+    stdout and stderr are drained by threads into one buffer for the whole
+    life of the process, so the pipes never fill.
+    """
+
+    def __init__(self, model_repository, load=None, extra_args=()):
+        self.model_repository = model_repository
+        self.load = list(load or [])
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.grpc_port = None
+        self.metrics_port = None
+        self.channel = None
+        self._lines = []
+        self._cond = threading.Condition()
+        self._eof = 0
+        self._threads = []
+
+    # --- lifecycle --------------------------------------------------------
+
+    def command(self):
+        cmd = [require_env("BERTSERVE_BIN"),
+               "--model-repository", self.model_repository,
+               "--listen", "127.0.0.1:0",
+               "--metrics-listen", "127.0.0.1:0"]
+        if self.load:
+            cmd += ["--load", ",".join(self.load)]
+        return cmd + self.extra_args
+
+    def start(self, timeout=START_TIMEOUT_S):
+        """Starts the process and waits for both listening lines in its log."""
+        cmd = self.command()
+        self._append(f"[harness] starting: {' '.join(cmd)}")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        _LIVE_SERVERS.add(self)
+        for stream, tag in ((self.proc.stderr, ""), (self.proc.stdout, "[stdout] ")):
+            t = threading.Thread(target=self._drain, args=(stream, tag), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._scan_ports()
+                if self.grpc_port and self.metrics_port:
+                    break
+                if self._eof == 2:
+                    self.proc.wait()
+                    raise ServerError(
+                        f"server exited with code {self.proc.returncode} before listening\n"
+                        + self.log_tail())
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.kill()
+                    raise ServerError(f"no listening lines within {timeout:.0f}s\n"
+                                      + self.log_tail())
+                self._cond.wait(left)
+        self.channel = grpc.insecure_channel(self.address)
+        self.inference = Stub(self.channel, inference_pb2.DESCRIPTOR.services_by_name["Inference"])
+        self.models = Stub(self.channel, models_pb2.DESCRIPTOR.services_by_name["Models"])
+        self.health = Stub(self.channel, health_pb2.DESCRIPTOR.services_by_name["Health"])
+        return self
+
+    def stop(self, timeout=STOP_TIMEOUT_S, after_signal=None):
+        """SIGTERM, wait, and require exit code 0. after_signal() runs right
+        after the signal is sent."""
+        if self.proc is None:
+            return
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        if after_signal is not None:
+            after_signal()
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise ServerError(f"server did not exit within {timeout:.0f}s of SIGTERM\n"
+                              + self.log_tail())
+        finally:
+            _LIVE_SERVERS.discard(self)
+        for t in self._threads:
+            t.join(10)
+        if code != 0:
+            raise ServerError(f"server exited with code {code} after SIGTERM\n" + self.log_tail())
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        _LIVE_SERVERS.discard(self)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # --- log --------------------------------------------------------------
+
+    def _append(self, line):
+        with self._cond:
+            self._lines.append(line)
+            self._cond.notify_all()
+
+    def _drain(self, stream, tag):
+        for raw in iter(stream.readline, b""):
+            self._append(tag + raw.decode("utf-8", "replace").rstrip("\n"))
+        stream.close()
+        with self._cond:
+            self._eof += 1
+            self._cond.notify_all()
+
+    def _scan_ports(self):
+        for line in self._lines:
+            m = _GRPC_LISTEN_RE.search(line)
+            if m and not self.grpc_port:
+                self.grpc_port = int(m.group(2))
+            m = _METRICS_LISTEN_RE.search(line)
+            if m and not self.metrics_port:
+                self.metrics_port = int(m.group(2))
+
+    def log(self):
+        with self._cond:
+            return "\n".join(self._lines)
+
+    def log_tail(self, lines=200):
+        with self._cond:
+            tail = self._lines[-lines:]
+        return "---- server log (last %d lines) ----\n%s\n---- end of server log ----" % (
+            len(tail), "\n".join(tail))
+
+    # --- client helpers ---------------------------------------------------
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def health_check(self, service):
+        return self.health.Check(health_pb2.HealthCheckRequest(service=service)).status
+
+    def wait_ready(self, timeout=READY_TIMEOUT_S):
+        """Watches service "readiness" until SERVING (no polling)."""
+        call = self.health.Watch(health_pb2.HealthCheckRequest(service="readiness"),
+                                 timeout=timeout)
+        seen = []
+        try:
+            for response in call:
+                seen.append(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+                if response.status == SERVING:
+                    return
+        except grpc.RpcError as e:
+            raise ServerError(f"Watch(readiness) failed: {e.code().name} {e.details()}; "
+                              f"statuses seen {seen}\n" + self.log_tail())
+        finally:
+            call.cancel()
+        raise ServerError(f"Watch(readiness) ended before SERVING; statuses seen {seen}\n"
+                          + self.log_tail())
+
+    def cli(self, *args, json_output=True, timeout=CLI_TIMEOUT_S):
+        """Runs bertserve-cli against this server; returns the CompletedProcess."""
+        cmd = [require_env("BERTSERVE_CLI"), "--server", self.address]
+        if json_output:
+            cmd.append("--json")
+        cmd += list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def cli_json(self, message_class, *args):
+        """Runs the CLI with --json; returns (parsed dict, message) or fails."""
+        proc = self.cli(*args)
+        if proc.returncode != 0:
+            raise AssertionError(f"bertserve-cli {' '.join(args)} exited {proc.returncode}\n"
+                                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        try:
+            doc = json.loads(proc.stdout)
+        except ValueError as e:
+            raise AssertionError(f"bertserve-cli {' '.join(args)} printed no single JSON "
+                                 f"document ({e}):\n{proc.stdout}")
+        message = message_class()
+        json_format.ParseDict(doc, message)  # rejects fields not in the protocol
+        return doc, message
+
+
+class ServerTestCase(unittest.TestCase):
+    """Base class: prints the server log when a test of the class fails."""
+
+    server = None
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        outcome = super().run(result)
+        if len(result.failures) + len(result.errors) > before and self.server is not None:
+            sys.stderr.write(f"\n{self.id()} failed; {self.server.log_tail()}\n")
+        return outcome
+
+    def assertRpcError(self, codes, pattern, fn, *args, **kwargs):
+        """Calls fn; requires a grpc.RpcError with a code in `codes` and details
+        matching `pattern` (case-insensitive regex). Returns the error."""
+        if isinstance(codes, grpc.StatusCode):
+            codes = (codes,)
+        try:
+            fn(*args, **kwargs)
+        except grpc.RpcError as e:
+            self.assertIn(e.code(), codes,
+                          f"expected {[c.name for c in codes]}, got {e.code().name}: {e.details()}")
+            if pattern:
+                self.assertRegex(e.details() or "", re.compile(pattern, re.IGNORECASE),
+                                 f"the {e.code().name} message does not name the problem")
+            return e
+        self.fail(f"expected {[c.name for c in codes]}, the call succeeded")
+
+
+def start_server(test_class, repository=None, load=None, extra_args=()):
+    """Starts a server for a TestCase class (call from setUpClass); it is
+    stopped (SIGTERM, exit code 0 required) by the class cleanup."""
+    server = Server(repository or models_dir(), load=load, extra_args=extra_args)
+    test_class.addClassCleanup(server.kill)
+    server.start()
+    test_class.server = server
+    return server
+
+
+# --------------------------------------------------------------------------
+# Reference: the same model.pt run by PyTorch.
+# --------------------------------------------------------------------------
+
+class ReferenceModel:
+    """Runs models/<name>/model.pt in fp32 with batch 1 and an all-ones mask."""
+
+    def __init__(self, model_dir):
+        import torch  # only the tests that need references pay for the import
+        self.torch = torch
+        torch.set_num_threads(1)
+        self.path = os.path.join(model_dir, "model.pt")
+        self.module = torch.jit.load(self.path, map_location="cpu")
+        self.module.eval()
+        self.arg_names = [a.name for a in self.module.forward.schema.arguments][1:]
+
+    def logits(self, ids, type_ids=None):
+        torch = self.torch
+        ids_t = torch.tensor([list(ids)], dtype=torch.int64)
+        feed = {"input_ids": ids_t, "attention_mask": torch.ones_like(ids_t)}
+        if "token_type_ids" in self.arg_names:
+            types = list(type_ids) if type_ids is not None else [0] * len(ids)
+            feed["token_type_ids"] = torch.tensor([types], dtype=torch.int64)
+        with torch.no_grad():
+            out = self.module(**{k: feed[k] for k in self.arg_names})
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        elif isinstance(out, dict):
+            out = out["logits"]
+        return [float(x) for x in out[0].tolist()]
+
+    def weight_bytes(self):
+        total = sum(t.numel() * t.element_size() for _, t in self.module.named_parameters())
+        return total + sum(t.numel() * t.element_size() for _, t in self.module.named_buffers())
+
+
+def probabilities(logits):
+    """What the server returns without raw_scores: softmax, sigmoid for one logit."""
+    if len(logits) == 1:
+        return [1.0 / (1.0 + math.exp(-logits[0]))]
+    top = max(logits)
+    exps = [math.exp(x - top) for x in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def read_vocab():
+    with open(os.path.join(test_data_dir(), "vocab.txt"), encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
