@@ -64,7 +64,8 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
 
  private:
   void MaybeWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || !pending_.has_value() || (last_sent_ == pending_)) {
+    if (writing_) return;  // OnWriteDone sends what is pending
+    if (!pending_.has_value() || last_sent_ == pending_) {
       pending_.reset();
       return;
     }
