@@ -244,7 +244,10 @@ def verify(path, eager, args):
         ref = run(eager, ids[i:i + 1, :n], mask[i:i + 1, :n], types[i:i + 1, :n])
         worst = max(worst, (one - batched[i:i + 1]).abs().max().item(),
                     (one - ref).abs().max().item())
-    if worst > 1e-5:
+    # Deeper and wider models add up more float rounding from the different
+    # summation orders of padded and unpadded shapes.
+    tolerance = 1e-5 if args.layers <= 2 and args.hidden <= 256 else 1e-4
+    if worst > tolerance:
         raise SystemExit(f"{path}: padded/unpadded/eager logits differ by {worst}")
     weight_bytes = sum(t.numel() * t.element_size() for _, t in loaded.named_parameters())
     weight_bytes += sum(t.numel() * t.element_size() for _, t in loaded.named_buffers())

@@ -17,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
+#include "server/core/byte_size.h"
 #include "server/core/classifier.h"
 #include "server/core/model_config.h"
 #include "server/core/model_registry.h"
@@ -28,6 +30,7 @@
 #include "server/logging/logging.h"
 #include "server/metrics/server_metrics.h"
 #include "server/torch/runtime_info.h"
+#include "server/torch/torch_device.h"
 #include "server/torch/torch_model.h"
 
 namespace bertserve {
@@ -48,6 +51,76 @@ void FillDefaults(v1::ServerConfig* c) {
     c->set_worker_threads(static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
   }
   if (c->drain_timeout_seconds() <= 0) c->set_drain_timeout_seconds(30);
+  if (c->device().empty()) c->set_device("auto");
+  if (c->vram_budget().empty()) c->set_vram_budget("90%");
+  if (c->host_budget().empty()) c->set_host_budget("8GiB");
+  if (c->simulated_device_memory().empty()) c->set_simulated_device_memory("1GiB");
+}
+
+// The device and the memory limits the flags ask for, checked against what
+// the device has. Errors are the flag's name and what is wrong with it.
+struct Placement {
+  std::unique_ptr<torchrt::TorchDevice> device;
+  std::unique_ptr<torchrt::TorchDevice> cpu;  // for models configured DEVICE_CPU
+  core::RegistryOptions options;
+};
+
+absl::StatusOr<Placement> MakePlacement(const v1::ServerConfig& config) {
+  absl::StatusOr<core::ByteSize> sim =
+      core::ParseByteSize(config.simulated_device_memory(), "--simulated-device-memory");
+  if (!sim.ok()) return sim.status();
+  if (sim->is_fraction) {
+    return absl::InvalidArgumentError("--simulated-device-memory must be bytes, not a share");
+  }
+  std::string spec = config.device();
+  if (spec == "auto") spec = torchrt::CudaAvailable() ? "cuda:0" : "cpu";
+  Placement p;
+  absl::StatusOr<std::unique_ptr<torchrt::TorchDevice>> device =
+      torchrt::CreateTorchDevice(spec, sim->bytes);
+  if (!device.ok()) {
+    return absl::Status(device.status().code(),
+                        absl::StrCat("--device ", spec, ": ", device.status().message()));
+  }
+  p.device = *std::move(device);
+  if (p.device->name() == "cpu") {
+    p.cpu = nullptr;
+  } else {
+    absl::StatusOr<std::unique_ptr<torchrt::TorchDevice>> cpu = torchrt::CreateTorchDevice("cpu", 0);
+    if (!cpu.ok()) return cpu.status();
+    p.cpu = *std::move(cpu);
+  }
+
+  absl::StatusOr<core::ByteSize> budget = core::ParseByteSize(config.vram_budget(), "--vram-budget");
+  if (!budget.ok()) return budget.status();
+  const bool cuda = absl::StartsWith(p.device->name(), "cuda");
+  absl::StatusOr<core::ByteSize> reserve = core::ParseByteSize(
+      config.vram_reserve().empty() ? (cuda ? "1GiB" : "0") : config.vram_reserve(),
+      "--vram-reserve");
+  if (!reserve.ok()) return reserve.status();
+  absl::StatusOr<core::ByteSize> host = core::ParseByteSize(config.host_budget(), "--host-budget");
+  if (!host.ok()) return host.status();
+  if (host->is_fraction) return absl::InvalidArgumentError("--host-budget must be bytes, not a share");
+
+  const int64_t total = p.device->Memory().total_bytes;
+  const int64_t reserve_bytes = reserve->Resolve(total);
+  int64_t budget_bytes = budget->Resolve(total);
+  if (p.device->has_budget()) {
+    if (reserve_bytes >= total) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--vram-reserve ", config.vram_reserve(), " (", reserve_bytes,
+          " bytes) leaves nothing of ", p.device->name(), "'s ", total, " bytes"));
+    }
+    budget_bytes = std::min(budget_bytes, total - reserve_bytes);
+    if (budget_bytes <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--vram-budget ", config.vram_budget(),
+                                                     " is no memory at all"));
+    }
+    p.device->CapAllocator(budget_bytes);
+  }
+  p.options.device = p.device.get();
+  p.options.vram_budget = p.device->has_budget() ? budget_bytes : 0;
+  p.options.host_budget = host->bytes;
+  return p;
 }
 
 // "0.0.0.0:0" with the port the server got -> "0.0.0.0:43121".
@@ -68,9 +141,15 @@ int Run(const Flags& flags) {
     spdlog::critical("{}", std::string(repository.status().message()));
     return 2;
   }
-  torchrt::TorchModelLoader loader;
+  absl::StatusOr<Placement> placement = MakePlacement(config);
+  if (!placement.ok()) {
+    spdlog::critical("{}", std::string(placement.status().message()));
+    return 2;
+  }
+  torchrt::TorchModelLoader loader(placement->device.get(),
+                                   placement->cpu ? placement->cpu.get() : placement->device.get());
   absl::StatusOr<std::unique_ptr<core::ModelRegistry>> registry_or =
-      core::ModelRegistry::Create(*repository, &loader);
+      core::ModelRegistry::Create(*repository, &loader, placement->options);
   if (!registry_or.ok()) {
     spdlog::critical("{}", std::string(registry_or.status().message()));
     return 2;
@@ -81,7 +160,9 @@ int Run(const Flags& flags) {
   // not there is a configuration error, found before anything listens.
   std::vector<std::string> startup(config.load().begin(), config.load().end());
   const bool explicit_load = !startup.empty();
-  if (!explicit_load) {
+  if (startup == std::vector<std::string>{"none"}) {
+    startup.clear();  // every model waits in the repository for its first request
+  } else if (!explicit_load) {
     for (const core::ModelInfo& info : registry.List()) startup.push_back(info.name);
   }
   for (const std::string& name : startup) {
@@ -104,9 +185,9 @@ int Run(const Flags& flags) {
   for (core::ModelState s : core::kAllModelStates) state_names.push_back(core::ModelStateName(s));
   auto export_model = [&metrics, state_names](const core::ModelInfo& info) {
     metrics.SetModelState(info.name, core::ModelStateName(info.state), state_names);
-    metrics.SetModelMemory(info.name, "device",
-                           info.state == core::ModelState::kReady ? info.weight_bytes : 0);
-    metrics.SetModelMemory(info.name, "host", 0);
+    metrics.SetModelMemory(info.name, "device", static_cast<double>(info.device_bytes));
+    metrics.SetModelMemory(info.name, "host", static_cast<double>(info.host_bytes));
+    metrics.SetActivationReserve(info.name, static_cast<double>(info.activation_reserve));
   };
   for (const core::ModelInfo& info : registry.List()) export_model(info);
   registry.AddStateListener([export_model](const core::ModelInfo& info) {
@@ -114,10 +195,42 @@ int Run(const Flags& flags) {
     if (info.state == core::ModelState::kFailed) {
       spdlog::error("model {} failed: {}", info.name, info.last_error);
     } else {
-      spdlog::info("model {} is {} (device={}, weight_bytes={})", info.name,
-                   std::string(core::ModelStateName(info.state)), info.device, info.weight_bytes);
+      spdlog::info("model {} is {} (device={}, weight_bytes={}, device_bytes={}, host_bytes={})",
+                   info.name, std::string(core::ModelStateName(info.state)), info.device,
+                   info.weight_bytes, info.device_bytes, info.host_bytes);
     }
   });
+  registry.AddPlacementListener([&metrics](const core::PlacementEvent& e) {
+    const std::string kind(core::PlacementKindName(e.kind));
+    metrics.RecordPlacement(e.model, kind, e.ok, e.seconds);
+    if (e.ok) {
+      spdlog::info("placement {} of {}: {} bytes in {:.3f} s", kind, e.model, e.bytes, e.seconds);
+    } else {
+      spdlog::warn("placement {} of {} failed after {:.3f} s: {}", kind, e.model, e.seconds,
+                   e.error);
+    }
+  });
+  metrics.SetScrapeHook([&metrics, &registry] {
+    const core::MemorySnapshot m = registry.Memory();
+    metrics::MemoryGauges g;
+    g.device = m.device;
+    g.total = static_cast<double>(m.memory.total_bytes);
+    g.free = static_cast<double>(m.memory.free_bytes);
+    g.budget = static_cast<double>(m.budget);
+    g.reserved = static_cast<double>(m.reserved);
+    g.allocator_allocated = static_cast<double>(m.memory.allocated_bytes);
+    g.allocator_reserved = static_cast<double>(m.memory.reserved_bytes);
+    g.allocator_peak = static_cast<double>(m.memory.peak_bytes);
+    g.host = static_cast<double>(m.host_bytes);
+    g.host_budget = static_cast<double>(m.host_budget);
+    g.placement_queue_depth = static_cast<double>(m.placement_queue_depth);
+    metrics.SetMemory(g);
+  });
+  {
+    const core::MemorySnapshot m = registry.Memory();
+    spdlog::info("device {}: total {} bytes, budget {} bytes; host budget {} bytes", m.device,
+                 m.memory.total_bytes, m.budget, m.host_budget);
+  }
 
   const grpcsvc::CallObserver observer = [&metrics](const std::string& model,
                                                     absl::string_view method,
@@ -215,7 +328,8 @@ int main(int argc, char** argv) {
                                      "(default 0.0.0.0:9400)");
   auto* load_opt = app.add_option("--load", load,
                                   "Comma-separated models placed at startup and required for "
-                                  "readiness (default: every model, best-effort)");
+                                  "readiness (default: every model, best-effort); \"none\": "
+                                  "none, each model loads on its first request");
   auto* format_opt =
       app.add_option("--log-format", log_format, "Log format: text or json (default text)");
   auto* level_opt = app.add_option("--log-level", log_level,
@@ -226,6 +340,22 @@ int main(int argc, char** argv) {
   auto* drain_opt = app.add_option("--drain-timeout", drain_timeout,
                                    "Seconds to finish in-flight requests after SIGTERM "
                                    "(default 30)");
+  std::string device, vram_budget, vram_reserve, host_budget, sim_memory;
+  auto* device_opt = app.add_option("--device", device,
+                                    "Execution device: auto, cuda:N, cpu (no budget), or sim "
+                                    "(simulated device for CPU-only builds) (default auto)");
+  auto* budget_opt = app.add_option("--vram-budget", vram_budget,
+                                    "VRAM budget: bytes like 12GiB or a share like 90% of the "
+                                    "device (default 90%)");
+  auto* reserve_opt = app.add_option("--vram-reserve", vram_reserve,
+                                     "Device memory kept out of the budget for the CUDA context "
+                                     "and fragmentation (default 1GiB on CUDA, 0 otherwise)");
+  auto* host_opt = app.add_option("--host-budget", host_budget,
+                                  "Host memory for weights offloaded from the device "
+                                  "(default 8GiB)");
+  auto* sim_opt = app.add_option("--simulated-device-memory", sim_memory,
+                                 "Capacity of the simulated device, with --device sim "
+                                 "(default 1GiB)");
   CLI11_PARSE(app, argc, argv);
 
   if (!flags.config_file.empty()) {
@@ -245,6 +375,11 @@ int main(int argc, char** argv) {
   if (*level_opt) c.set_log_level(log_level);
   if (*threads_opt) c.set_worker_threads(worker_threads);
   if (*drain_opt) c.set_drain_timeout_seconds(drain_timeout);
+  if (*device_opt) c.set_device(device);
+  if (*budget_opt) c.set_vram_budget(vram_budget);
+  if (*reserve_opt) c.set_vram_reserve(vram_reserve);
+  if (*host_opt) c.set_host_budget(host_budget);
+  if (*sim_opt) c.set_simulated_device_memory(sim_memory);
   if (*load_opt) {
     c.clear_load();
     for (absl::string_view name : absl::StrSplit(load, ',', absl::SkipWhitespace())) {

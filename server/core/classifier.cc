@@ -61,11 +61,13 @@ InputBatch PadBatch(const std::vector<tokenizer::Encoding>& encodings, size_t be
 }  // namespace
 
 absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequest& request,
-                                                          absl::Time received) const {
-  const absl::Time start = absl::Now();
-  absl::StatusOr<ModelHandle> handle = registry_->Acquire(request.model());
+                                                          absl::Time received,
+                                                          absl::Time deadline) const {
+  absl::StatusOr<ModelHandle> handle = registry_->Acquire(request.model(), deadline);
   if (!handle.ok()) return handle.status();
   const LoadedModel& model = **handle;
+  // Queue time includes waiting for the model to be placed.
+  const absl::Time start = absl::Now();
 
   const int num_inputs = request.inputs_size();
   if (num_inputs == 0) {
@@ -110,8 +112,14 @@ absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequ
       longest = next;
       ++end;
     }
-    absl::StatusOr<Logits> logits =
-        model.model->Forward(PadBatch(encodings, begin, end, pad_id));
+    const InputBatch batch = PadBatch(encodings, begin, end, pad_id);
+    absl::StatusOr<Logits> logits;
+    if (model.execution_mu != nullptr) {
+      absl::MutexLock exclusive(model.execution_mu);
+      logits = model.model->Forward(batch);
+    } else {
+      logits = model.model->Forward(batch);
+    }
     if (!logits.ok()) return logits.status();
     for (size_t i = begin; i < end; ++i) {
       v1::Classification* result = response.add_results();
@@ -127,7 +135,6 @@ absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequ
     begin = end;
   }
   const absl::Time done = absl::Now();
-  registry_->MarkUsed(model.name);
 
   v1::Timing* timing = response.mutable_timing();
   timing->set_queue_seconds(Seconds(std::max(start - received, absl::ZeroDuration())));
@@ -137,9 +144,9 @@ absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequ
   return response;
 }
 
-absl::StatusOr<v1::TokenizeResponse> Classifier::Tokenize(
-    const v1::TokenizeRequest& request) const {
-  absl::StatusOr<ModelHandle> handle = registry_->Acquire(request.model());
+absl::StatusOr<v1::TokenizeResponse> Classifier::Tokenize(const v1::TokenizeRequest& request,
+                                                          absl::Time deadline) const {
+  absl::StatusOr<ModelHandle> handle = registry_->Acquire(request.model(), deadline);
   if (!handle.ok()) return handle.status();
   const bool truncate = !request.has_truncate() || request.truncate();
   absl::StatusOr<tokenizer::Encoding> e =

@@ -20,11 +20,14 @@ class Classifier {
   // `registry` must outlive the classifier.
   explicit Classifier(ModelRegistry* registry) : registry_(registry) {}
 
-  // `received` is when the request arrived, for the queue time.
-  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request,
-                                                absl::Time received) const;
+  // `received` is when the request arrived, for the queue time; a model that
+  // is not READY is placed first, within `deadline`.
+  absl::StatusOr<v1::ClassifyResponse> Classify(
+      const v1::ClassifyRequest& request, absl::Time received,
+      absl::Time deadline = absl::InfiniteFuture()) const;
 
-  absl::StatusOr<v1::TokenizeResponse> Tokenize(const v1::TokenizeRequest& request) const;
+  absl::StatusOr<v1::TokenizeResponse> Tokenize(
+      const v1::TokenizeRequest& request, absl::Time deadline = absl::InfiniteFuture()) const;
 
  private:
   ModelRegistry* const registry_;

@@ -8,11 +8,13 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bertserve/v1/config.pb.h"
+#include "server/core/device.h"
+#include "server/core/device_budget.h"
 #include "server/core/model_repository.h"
 #include "server/core/model_runtime.h"
 #include "server/core/model_state.h"
@@ -21,104 +23,163 @@
 
 namespace bertserve::core {
 
-// Everything a request needs from a loaded model. Immutable once published;
-// a request holds it through a ModelHandle for exactly its duration, so an
-// unload never frees what a running batch uses.
+// Everything a request needs from a placed model. Immutable once published.
 struct LoadedModel {
   std::string name;
   v1::ModelConfig config;             // with defaults filled in
   std::vector<std::string> labels;    // one per logit
   std::unique_ptr<tokenizer::BertTokenizer> tokenizer;
   std::unique_ptr<Model> model;
+  // Held around Forward: one batch executes per budgeted device at a time, so
+  // activation reserves do not add up. Null for models executing on the CPU.
+  absl::Mutex* execution_mu = nullptr;
 };
+
+// A request's hold on a READY model, for exactly the request's duration. While
+// any handle exists the model is never evicted or unloaded.
 using ModelHandle = std::shared_ptr<const LoadedModel>;
 
 // A snapshot of one model for the Models API, metrics and logs.
 struct ModelInfo {
   std::string name;
   ModelState state = ModelState::kUnloaded;
-  std::string device;
-  int64_t weight_bytes = 0;  // bytes
+  std::string device;               // execution device ("sim:0", "cuda:0", "cpu")
+  int64_t weight_bytes = 0;         // bytes; 0 until loaded
+  int64_t device_bytes = 0;         // weight bytes on the device now
+  int64_t host_bytes = 0;           // weight bytes in the host tier now
+  int64_t activation_reserve = 0;   // bytes; an upper-bound estimate until measured
+  bool reserve_measured = false;
   std::string last_error;
   int num_labels = 0;
   std::vector<std::string> labels;
   std::vector<std::string> inputs;
   v1::ModelConfig config;
   absl::Time last_used = absl::InfinitePast();
+  int in_use = 0;                   // handles held by requests
+  int64_t loads = 0, swap_ins = 0, evictions = 0, unloads = 0;
+  double last_load_seconds = 0, last_swap_in_seconds = 0;
 };
 
-// Owns every model of a repository and its state machine. Loads and unloads
-// run on a PlacementQueue, one at a time; callers block until their job ends.
-// Thread-safe.
+enum class PlacementKind { kLoad, kSwapIn, kEvict, kUnload };
+absl::string_view PlacementKindName(PlacementKind kind);  // "load", "swap_in", ...
+
+// One finished placement job, for metrics and logs.
+struct PlacementEvent {
+  std::string model;
+  PlacementKind kind;
+  bool ok = true;
+  double seconds = 0;
+  int64_t bytes = 0;  // weight bytes moved
+  std::string error;
+};
+
+// Device and host memory as the registry sees it, all in bytes.
+struct MemorySnapshot {
+  std::string device;
+  DeviceMemory memory;        // what the device and its allocator report
+  int64_t budget = 0;         // VRAM budget in force
+  int64_t reserved = 0;       // admitted: resident weights + largest reserve
+  int64_t host_bytes = 0;     // weights held in the host tier
+  int64_t host_budget = 0;
+  size_t placement_queue_depth = 0;
+};
+
+struct RegistryOptions {
+  Device* device = nullptr;  // execution device of budgeted models; required
+  int64_t vram_budget = 0;   // bytes; ignored when !device->has_budget()
+  int64_t host_budget = 0;   // bytes of weights the host tier may hold
+};
+
+// Owns every model of a repository, its state machine, the VRAM budget of one
+// device and the host tier. Every load, swap-in, eviction and unload runs on
+// one PlacementQueue worker, one at a time; jobs a request waits on go first.
+// Requests for a model that is not READY trigger its placement and wait for
+// it within their deadline. Thread-safe.
 class ModelRegistry {
  public:
-  // Called after every state change, outside the registry lock, on the thread
-  // that made the change.
   using StateListener = std::function<void(const ModelInfo&)>;
+  using PlacementListener = std::function<void(const PlacementEvent&)>;
 
   // Scans the repository; every model starts UNLOADED (FAILED if its
-  // config.pbtxt does not parse). `loader` must outlive the registry.
-  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Create(
-      ModelRepository repository, ModelLoader* loader);
+  // config.pbtxt does not parse). `loader` and the device must outlive it.
+  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Create(ModelRepository repository,
+                                                               ModelLoader* loader,
+                                                               RegistryOptions options);
   ~ModelRegistry();
 
-  // Registers a listener; call before any load.
+  // Listeners run after each change, outside the registry lock, on the thread
+  // that made it. Add them before any load.
   void AddStateListener(StateListener listener) ABSL_LOCKS_EXCLUDED(mu_);
+  void AddPlacementListener(PlacementListener listener) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Loads `name` and makes it READY; returns when that is done or failed.
-  // InvalidArgument for an illegal name, NotFound if not in the repository,
-  // FailedPrecondition naming the file when the model is broken.
+  // Loads and places `name`; returns when it is READY or the placement failed.
+  // InvalidArgument (illegal name), NotFound, FailedPrecondition (broken model,
+  // naming the file), ResourceExhausted (cannot fit: names needed and
+  // available bytes).
   absl::StatusOr<ModelInfo> Load(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Releases the model; requests that hold a handle finish first.
+  // Releases the model's device and host memory once no request holds it.
   absl::StatusOr<ModelInfo> Unload(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // A handle to a READY model. NotFound for unknown models; FailedPrecondition
-  // when the model is unloaded or failed; Unavailable while it is loading.
-  absl::StatusOr<ModelHandle> Acquire(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // A handle to the READY model, placing it first (urgently) if it is not.
+  // DeadlineExceeded if that does not finish by `deadline` (the placement
+  // itself still completes; nothing is left half-placed). FailedPrecondition
+  // for a FAILED model, with the reason.
+  absl::StatusOr<ModelHandle> Acquire(const std::string& name,
+                                      absl::Time deadline = absl::InfiniteFuture())
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<ModelInfo> Get(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
-  // Every model the registry knows, sorted by name; rescans the repository so
-  // models added to disk appear.
+  // Every model, sorted by name; rescans the repository so new ones appear.
   std::vector<ModelInfo> List() ABSL_LOCKS_EXCLUDED(mu_);
-  // True if `name` is a model the registry knows (no rescan; cheap).
   bool Contains(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
-
-  // Records that a request used the model now.
-  void MarkUsed(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
-
-  size_t placement_queue_depth() const { return placements_.depth(); }
+  MemorySnapshot Memory() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry {
     ModelInfo info;
-    ModelHandle loaded;  // set while READY
+    std::shared_ptr<LoadedModel> loaded;  // from HOST on; null when UNLOADED/FAILED
+    bool budgeted = true;   // false: executes on the CPU, no device tier
+    bool unloading = false;  // no new handles; an Unload waits for in_use == 0
   };
 
-  ModelRegistry(ModelRepository repository, ModelLoader* loader);
+  ModelRegistry(ModelRepository repository, ModelLoader* loader, RegistryOptions options);
 
-  // Adds entries for repository directories not yet known.
   void Rescan() ABSL_LOCKS_EXCLUDED(mu_);
-  // Finds the entry, rescanning once if the name is unknown.
   absl::Status EnsureKnown(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<ModelInfo> Snapshot(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
+  void Release(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  std::shared_ptr<const PlacementQueue::Job> SubmitPlace(const std::string& name, bool urgent);
 
-  // Placement work; run only on the placement worker.
-  absl::Status DoLoad(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // Placement work (model_placement.cc); run only on the placement worker.
+  absl::Status DoPlace(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status DoLoadToHost(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status MakeRoom(const std::string& name, int64_t weights, int64_t reserve)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Evict(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status WarmUp(const std::string& name, LoadedModel& loaded) ABSL_LOCKS_EXCLUDED(mu_);
+  void EnforceHostBudget(const std::string& protect) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status DoUnload(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<LoadedModel>> Build(const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Moves `name` to `to` (checking legality) and notifies listeners.
   void Transition(const std::string& name, ModelState to, const std::string& error = "")
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<ModelInfo> Snapshot(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
+  void Notify(const PlacementEvent& event) ABSL_LOCKS_EXCLUDED(mu_);
 
   const ModelRepository repository_;
   ModelLoader* const loader_;
+  const RegistryOptions options_;
+
+  // One batch per budgeted device at a time (see LoadedModel::execution_mu).
+  absl::Mutex execution_mu_;
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
-  std::vector<StateListener> listeners_ ABSL_GUARDED_BY(mu_);
+  // Node map: an Entry stays put while DoUnload waits on it with mu_ released.
+  absl::node_hash_map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  DeviceBudget budget_ ABSL_GUARDED_BY(mu_);
+  std::vector<StateListener> state_listeners_ ABSL_GUARDED_BY(mu_);
+  std::vector<PlacementListener> placement_listeners_ ABSL_GUARDED_BY(mu_);
 
   // Declared last: destroyed first, so no placement runs on a dying registry.
   PlacementQueue placements_;

@@ -31,19 +31,33 @@ struct Logits {
   std::vector<float> values;
 };
 
-// A model ready to run. Forward is thread-safe.
+// Where a model's weights are.
+enum class WeightTier {
+  kHost,    // host memory (pinned where CUDA exists); cannot run
+  kDevice,  // on its execution device; can run
+};
+
+// A loaded model. Its weights sit in one tier at a time; the placement worker
+// moves them, never while a batch runs (the registry guarantees it), so the
+// Move* calls need no locking against Forward. Forward is thread-safe.
 class Model {
  public:
   virtual ~Model() = default;
-  // OOM is ResourceExhausted; other failures Internal or InvalidArgument.
+  // REQUIRES: tier() == kDevice. OOM is ResourceExhausted; other failures
+  // Internal or InvalidArgument.
   virtual absl::StatusOr<Logits> Forward(const InputBatch& batch) = 0;
-  // Parameter and buffer bytes at the model's dtype, in bytes.
+  // Copies the weights to the execution device and frees the host copy.
+  // ResourceExhausted on OOM, with the model left in the host tier.
+  virtual absl::Status MoveToDevice() = 0;
+  // Copies the weights to host memory and frees the device copy.
+  virtual absl::Status MoveToHost() = 0;
+  virtual WeightTier tier() const = 0;
+  // Parameter and buffer bytes at the model's dtype, in bytes; the same in
+  // either tier.
   virtual int64_t weight_bytes() const = 0;
-  // Number of logits per input.
-  virtual int num_labels() const = 0;
   // Forward arguments by name, in schema order.
   virtual std::vector<std::string> input_names() const = 0;
-  // "cpu", "cuda:0", ...
+  // "cpu", "cuda:0", "sim:0".
   virtual std::string device() const = 0;
 };
 
@@ -60,6 +74,11 @@ struct ModelSource {
 class ModelLoader {
  public:
   virtual ~ModelLoader() = default;
+  // Reads the model into the host tier, converted to the configured dtype,
+  // with its forward schema bound (no forward runs here: the registry's
+  // warm-up after placement does that). A model whose config says
+  // DEVICE_CPU, or any model when the server's device is the plain CPU,
+  // executes on the CPU and is in the device tier at once.
   // Errors name the file at fault: NotFound, InvalidArgument (bad model),
   // ResourceExhausted (no memory).
   virtual absl::StatusOr<std::unique_ptr<Model>> Load(const ModelSource& source) = 0;

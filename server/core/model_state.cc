@@ -12,7 +12,7 @@ bool IsLegalTransition(ModelState from, ModelState to) {
     case ModelState::kHost:
       return to == ModelState::kPlacing || to == ModelState::kUnloaded;
     case ModelState::kPlacing:
-      return to == ModelState::kReady;
+      return to == ModelState::kReady || to == ModelState::kHost;
     case ModelState::kReady:
       return to == ModelState::kEvicting || to == ModelState::kUnloaded;
     case ModelState::kEvicting:

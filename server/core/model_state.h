@@ -13,6 +13,7 @@ namespace bertserve::core {
 //   HOST -> UNLOADED                     (host budget exceeded, or unload)
 //   READY -> UNLOADED                    (unload of a resident model)
 //   HOST -> PLACING                      (swap-in)
+//   PLACING -> HOST                      (no room after all; weights stay in host)
 //   any -> FAILED                        (reason kept)
 //   FAILED -> LOADING | UNLOADED         (a later load retries; unload clears)
 //

@@ -37,8 +37,18 @@ PlacementQueue::~PlacementQueue() {
   worker_.join();
 }
 
+void PlacementQueue::Enqueue(Entry entry) {
+  if (!entry.urgent) {
+    queue_.push_back(std::move(entry));
+    return;
+  }
+  auto pos = queue_.begin();
+  while (pos != queue_.end() && pos->urgent) ++pos;
+  queue_.insert(pos, std::move(entry));
+}
+
 std::shared_ptr<const PlacementQueue::Job> PlacementQueue::Submit(
-    const std::string& key, std::function<absl::Status()> work) {
+    const std::string& key, std::function<absl::Status()> work, bool urgent) {
   auto job = std::make_shared<Job>();
   {
     absl::MutexLock lock(&mu_);
@@ -47,9 +57,23 @@ std::shared_ptr<const PlacementQueue::Job> PlacementQueue::Submit(
       return job;
     }
     auto it = active_.find(key);
-    if (it != active_.end()) return it->second;
+    if (it != active_.end()) {
+      if (urgent) {
+        // Promote the queued job (a running one is not in the queue).
+        for (auto q = queue_.begin(); q != queue_.end(); ++q) {
+          if (q->key == key && !q->urgent) {
+            Entry promoted = std::move(*q);
+            queue_.erase(q);
+            promoted.urgent = true;
+            Enqueue(std::move(promoted));
+            break;
+          }
+        }
+      }
+      return it->second;
+    }
     active_.emplace(key, job);
-    queue_.push_back(Entry{key, std::move(work), job});
+    Enqueue(Entry{key, std::move(work), job, urgent});
   }
   return job;
 }

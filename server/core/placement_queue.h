@@ -19,7 +19,8 @@ namespace bertserve::core {
 // Runs placement work (loads, unloads; later swap-ins and evictions) one job
 // at a time on a single worker thread, so two loads can never race each other
 // for memory. A job submitted under a key that is already queued or running
-// shares that job instead of running twice.
+// shares that job instead of running twice. Urgent jobs (a request is waiting
+// on them) run before the others, in submission order among themselves.
 //
 // Thread-safe. The destructor finishes the running job, cancels the queued
 // ones (their waiters get Cancelled) and joins the worker.
@@ -47,11 +48,10 @@ class PlacementQueue {
   PlacementQueue(const PlacementQueue&) = delete;
   PlacementQueue& operator=(const PlacementQueue&) = delete;
 
-  // Queues `work` under `key` ("load/bert"), or joins the queued or running
-  // job with that key.
-  std::shared_ptr<const Job> Submit(const std::string& key,
-                                    std::function<absl::Status()> work)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues `work` under `key` ("place/bert"), or joins the queued or running
+  // job with that key; an urgent submit promotes a queued job it joins.
+  std::shared_ptr<const Job> Submit(const std::string& key, std::function<absl::Status()> work,
+                                    bool urgent = false) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Jobs queued and not yet started.
   size_t depth() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -61,7 +61,11 @@ class PlacementQueue {
     std::string key;
     std::function<absl::Status()> work;
     std::shared_ptr<Job> job;
+    bool urgent = false;
   };
+
+  // Inserts `entry` after the last urgent entry (urgent) or at the back.
+  void Enqueue(Entry entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_);
 

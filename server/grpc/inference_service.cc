@@ -17,8 +17,8 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
   return RunUnary<v1::ClassifyRequest, v1::ClassifyResponse>(
       context, request, response, pool_, "Classify", observer_,
       [this](const v1::ClassifyRequest& r) { return ModelLabel(r.model()); },
-      [this](const v1::ClassifyRequest& r, absl::Time received) {
-        return classifier_->Classify(r, received);
+      [this, context](const v1::ClassifyRequest& r, absl::Time received) {
+        return classifier_->Classify(r, received, DeadlineOf(context));
       });
 }
 
@@ -28,7 +28,9 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
   return RunUnary<v1::TokenizeRequest, v1::TokenizeResponse>(
       context, request, response, pool_, "Tokenize", observer_,
       [this](const v1::TokenizeRequest& r) { return ModelLabel(r.model()); },
-      [this](const v1::TokenizeRequest& r, absl::Time) { return classifier_->Tokenize(r); });
+      [this, context](const v1::TokenizeRequest& r, absl::Time) {
+        return classifier_->Tokenize(r, DeadlineOf(context));
+      });
 }
 
 // Reads requests as they come, runs up to kMaxStreamInFlight of them at once
@@ -37,7 +39,8 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
 class InferenceService::StreamReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  explicit StreamReactor(InferenceService* service) : service_(service) {
+  StreamReactor(InferenceService* service, grpc::CallbackServerContext* context)
+      : service_(service), deadline_(DeadlineOf(context)) {
     StartRead(&read_buffer_);
   }
 
@@ -99,7 +102,7 @@ class InferenceService::StreamReactor final
       model = service_->ModelLabel(request.model());
       answer.set_request_id(request.request_id());
       absl::StatusOr<v1::ClassifyResponse> response =
-          service_->classifier_->Classify(request, received);
+          service_->classifier_->Classify(request, received, deadline_);
       if (response.ok()) {
         *answer.mutable_response() = *std::move(response);
       } else {
@@ -147,6 +150,7 @@ class InferenceService::StreamReactor final
   }
 
   InferenceService* const service_;
+  const absl::Time deadline_;  // the stream's; per-message deadlines do not exist
   absl::Mutex mu_;
   grpc::ByteBuffer read_buffer_;
   std::map<int64_t, grpc::ByteBuffer> ready_ ABSL_GUARDED_BY(mu_);
@@ -164,7 +168,7 @@ class InferenceService::StreamReactor final
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ClassifyStream(
     grpc::CallbackServerContext* context) {
-  return new StreamReactor(this);
+  return new StreamReactor(this, context);
 }
 
 }  // namespace bertserve::grpcsvc

@@ -15,10 +15,42 @@ v1::ModelStatus ToModelStatus(const core::ModelInfo& info) {
   for (const std::string& label : info.labels) status.add_labels(label);
   for (const std::string& input : info.inputs) status.add_inputs(input);
   *status.mutable_config() = info.config;
+  if (info.device_bytes > 0) {
+    status.set_tier("device");
+  } else if (info.host_bytes > 0) {
+    status.set_tier("host");
+  }
+  status.set_device_bytes(info.device_bytes);
+  status.set_host_bytes(info.host_bytes);
+  status.set_activation_reserve_bytes(info.activation_reserve);
+  status.set_activation_reserve_measured(info.reserve_measured);
+  status.set_in_use(info.in_use);
+  status.set_loads(info.loads);
+  status.set_swap_ins(info.swap_ins);
+  status.set_evictions(info.evictions);
+  status.set_unloads(info.unloads);
+  status.set_last_load_seconds(info.last_load_seconds);
+  status.set_last_swap_in_seconds(info.last_swap_in_seconds);
   if (info.last_used != absl::InfinitePast()) {
     status.set_last_used_unix_seconds(absl::ToDoubleSeconds(info.last_used - absl::UnixEpoch()));
   }
   return status;
+}
+
+v1::DeviceStatus ToDeviceStatus(const core::MemorySnapshot& m) {
+  v1::DeviceStatus d;
+  d.set_name(m.device);
+  d.set_total_bytes(m.memory.total_bytes);
+  d.set_free_bytes(m.memory.free_bytes);
+  d.set_budget_bytes(m.budget);
+  d.set_reserved_bytes(m.reserved);
+  d.set_allocator_allocated_bytes(m.memory.allocated_bytes);
+  d.set_allocator_reserved_bytes(m.memory.reserved_bytes);
+  d.set_allocator_peak_bytes(m.memory.peak_bytes);
+  d.set_host_bytes(m.host_bytes);
+  d.set_host_budget_bytes(m.host_budget);
+  d.set_placement_queue_depth(static_cast<int32_t>(m.placement_queue_depth));
+  return d;
 }
 
 namespace {
@@ -42,6 +74,7 @@ grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* conte
       [this](const v1::ListModelsRequest&, absl::Time) -> absl::StatusOr<v1::ListModelsResponse> {
         v1::ListModelsResponse out;
         for (const core::ModelInfo& info : registry_->List()) *out.add_models() = ToModelStatus(info);
+        *out.mutable_device() = ToDeviceStatus(registry_->Memory());
         return out;
       });
 }

@@ -10,6 +10,7 @@ namespace bertserve::grpcsvc {
 
 // Converts a registry snapshot to the API message.
 v1::ModelStatus ToModelStatus(const core::ModelInfo& info);
+v1::DeviceStatus ToDeviceStatus(const core::MemorySnapshot& memory);
 
 // bertserve.v1.Models over the registry. Load and Unload block on placement,
 // so every call runs on the worker pool, never on a gRPC thread.

@@ -20,6 +20,15 @@ using CallObserver =
     std::function<void(const std::string& model, absl::string_view method, grpc::StatusCode code,
                        double seconds)>;
 
+// The call's deadline; InfiniteFuture when the client set none.
+inline absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
+  const auto deadline = context->deadline();
+  if (deadline >= std::chrono::system_clock::time_point::max() - std::chrono::hours(24 * 365)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
 // Runs a raw-bytes unary RPC on `pool`: parse the request (UTF-8 errors are
 // INVALID_ARGUMENT naming the field), refuse it if its deadline has passed,
 // call `handler`, serialize, finish, and tell `observer`. `model_label` picks

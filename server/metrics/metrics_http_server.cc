@@ -113,6 +113,11 @@ MetricsHttpServer::~MetricsHttpServer() {
   close(wake_write_);
 }
 
+void MetricsHttpServer::SetScrapeHook(std::function<void()> hook) {
+  absl::MutexLock lock(&hook_mu_);
+  hook_ = std::move(hook);
+}
+
 void MetricsHttpServer::Loop() {
   while (true) {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_read_, POLLIN, 0}};
@@ -155,6 +160,10 @@ void MetricsHttpServer::Serve(int fd) {
   std::string path = line.substr(path_start, line.find(' ', path_start) - path_start);
   path = path.substr(0, path.find('?'));
   if (path == "/metrics") {
+    {
+      absl::MutexLock lock(&hook_mu_);
+      if (hook_) hook_();
+    }
     const std::string body = prometheus::TextSerializer().Serialize(registry_->Collect());
     WriteAll(fd, Response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, head));
   } else if (path == "/" || path == "/healthz") {

@@ -2,11 +2,14 @@
 #define BERTSERVE_SERVER_METRICS_METRICS_HTTP_SERVER_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "prometheus/registry.h"
 
 namespace bertserve::metrics {
@@ -28,6 +31,8 @@ class MetricsHttpServer {
   ~MetricsHttpServer();  // stops accepting and joins the thread
 
   int port() const { return port_; }
+  // Runs on the server thread before each /metrics response.
+  void SetScrapeHook(std::function<void()> hook) ABSL_LOCKS_EXCLUDED(hook_mu_);
 
  private:
   MetricsHttpServer(int listen_fd, int wake_fd_read, int wake_fd_write, int port,
@@ -40,6 +45,8 @@ class MetricsHttpServer {
   const int wake_write_;
   const int port_;
   std::shared_ptr<prometheus::Registry> registry_;
+  absl::Mutex hook_mu_;
+  std::function<void()> hook_ ABSL_GUARDED_BY(hook_mu_);
   std::thread thread_;
 };
 

@@ -33,7 +33,79 @@ ServerMetrics::ServerMetrics()
       build_info_(prometheus::BuildGauge()
                       .Name("bertserve_build_info")
                       .Help("Always 1; labels tell the version and runtime.")
-                      .Register(*registry_)) {}
+                      .Register(*registry_)),
+      activation_reserve_(Gauge("bertserve_model_activation_reserve_bytes",
+                                "Activation memory reserved per model for one batch at its "
+                                "token limit (measured at warm-up).")),
+      placements_(prometheus::BuildCounter()
+                      .Name("bertserve_model_placements_total")
+                      .Help("Placement jobs by model, kind (load, swap_in, evict, unload) and "
+                            "result (ok, error).")
+                      .Register(*registry_)),
+      placement_duration_(prometheus::BuildHistogram()
+                              .Name("bertserve_model_placement_duration_seconds")
+                              .Help("Time per placement job in seconds, by kind.")
+                              .Register(*registry_)),
+      device_total_(Gauge("bertserve_device_memory_total_bytes",
+                          "Device memory as the device reports it (all processes).")),
+      device_free_(Gauge("bertserve_device_memory_free_bytes",
+                         "Free device memory as the device reports it (all processes).")),
+      vram_budget_(Gauge("bertserve_vram_budget_bytes", "The VRAM budget in force.")),
+      vram_reserved_(Gauge("bertserve_vram_reserved_bytes",
+                           "Bytes bertserve has admitted: resident weights plus the largest "
+                           "activation reserve.")),
+      allocator_allocated_(Gauge("bertserve_allocator_allocated_bytes",
+                                 "Live tensor bytes in the framework allocator.")),
+      allocator_reserved_(Gauge("bertserve_allocator_reserved_bytes",
+                                "Bytes the framework allocator holds (live and cached).")),
+      allocator_peak_(Gauge("bertserve_allocator_peak_bytes",
+                            "Highest live tensor bytes since the last warm-up measurement.")),
+      host_memory_(Gauge("bertserve_host_memory_bytes",
+                         "Host memory holding offloaded weights (pinned where CUDA exists).")),
+      host_budget_(Gauge("bertserve_host_budget_bytes", "The host tier's budget.")),
+      placement_queue_depth_(Gauge("bertserve_placement_queue_depth",
+                                   "Placement jobs queued and not yet started.")) {}
+
+prometheus::Family<prometheus::Gauge>& ServerMetrics::Gauge(const std::string& name,
+                                                           const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+}
+
+void ServerMetrics::SetActivationReserve(const std::string& model, double bytes) {
+  activation_reserve_.Add({{"model", model}}).Set(bytes);
+}
+
+const prometheus::Histogram::BucketBoundaries& PlacementBuckets() {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+  return *buckets;
+}
+
+void ServerMetrics::RecordPlacement(const std::string& model, absl::string_view kind, bool ok,
+                                    double seconds) {
+  placements_
+      .Add({{"model", model}, {"kind", std::string(kind)}, {"result", ok ? "ok" : "error"}})
+      .Increment();
+  placement_duration_.Add({{"kind", std::string(kind)}}, PlacementBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::SetMemory(const MemoryGauges& g) {
+  const prometheus::Labels device{{"device", g.device}};
+  device_total_.Add(device).Set(g.total);
+  device_free_.Add(device).Set(g.free);
+  vram_budget_.Add(device).Set(g.budget);
+  vram_reserved_.Add(device).Set(g.reserved);
+  allocator_allocated_.Add(device).Set(g.allocator_allocated);
+  allocator_reserved_.Add(device).Set(g.allocator_reserved);
+  allocator_peak_.Add(device).Set(g.allocator_peak);
+  host_memory_.Add({}).Set(g.host);
+  host_budget_.Add({}).Set(g.host_budget);
+  placement_queue_depth_.Add(device).Set(g.placement_queue_depth);
+}
+
+void ServerMetrics::SetScrapeHook(std::function<void()> hook) {
+  if (http_) http_->SetScrapeHook(std::move(hook));
+}
 
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
     const std::string& listen, absl::string_view version, absl::string_view torch_version,

@@ -1,6 +1,7 @@
 #ifndef BERTSERVE_SERVER_METRICS_SERVER_METRICS_H_
 #define BERTSERVE_SERVER_METRICS_SERVER_METRICS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -15,6 +16,16 @@
 #include "server/metrics/metrics_http_server.h"
 
 namespace bertserve::metrics {
+
+// Device and host memory at one instant, all in bytes.
+struct MemoryGauges {
+  std::string device;  // "cuda:0", "sim:0", "cpu"
+  double total = 0, free = 0;            // as the device reports
+  double budget = 0, reserved = 0;       // VRAM budget and bytes admitted by bertserve
+  double allocator_allocated = 0, allocator_reserved = 0, allocator_peak = 0;
+  double host = 0, host_budget = 0;      // offloaded weights in host memory
+  double placement_queue_depth = 0;      // jobs
+};
 
 // The Prometheus registry of the server and its /metrics endpoint. Names
 // follow ../DESIGN.md (prefix bertserve_, base units, counters end _total).
@@ -43,9 +54,17 @@ class ServerMetrics {
                      const std::vector<absl::string_view>& all);
   // Weights held for `model` on `tier` ("device", "host"), in bytes.
   void SetModelMemory(const std::string& model, absl::string_view tier, double bytes);
+  void SetActivationReserve(const std::string& model, double bytes);
+  // One finished placement job: kind load|swap_in|evict|unload, result ok|error.
+  void RecordPlacement(const std::string& model, absl::string_view kind, bool ok,
+                       double seconds);
+  void SetMemory(const MemoryGauges& gauges);
+  // Runs before every scrape, so gauges read at that instant are current.
+  void SetScrapeHook(std::function<void()> hook);
 
  private:
   ServerMetrics();
+  prometheus::Family<prometheus::Gauge>& Gauge(const std::string& name, const std::string& help);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
@@ -53,6 +72,19 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>& model_state_;
   prometheus::Family<prometheus::Gauge>& model_memory_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Gauge>& activation_reserve_;
+  prometheus::Family<prometheus::Counter>& placements_;
+  prometheus::Family<prometheus::Histogram>& placement_duration_;
+  prometheus::Family<prometheus::Gauge>& device_total_;
+  prometheus::Family<prometheus::Gauge>& device_free_;
+  prometheus::Family<prometheus::Gauge>& vram_budget_;
+  prometheus::Family<prometheus::Gauge>& vram_reserved_;
+  prometheus::Family<prometheus::Gauge>& allocator_allocated_;
+  prometheus::Family<prometheus::Gauge>& allocator_reserved_;
+  prometheus::Family<prometheus::Gauge>& allocator_peak_;
+  prometheus::Family<prometheus::Gauge>& host_memory_;
+  prometheus::Family<prometheus::Gauge>& host_budget_;
+  prometheus::Family<prometheus::Gauge>& placement_queue_depth_;
   // Declared last: stops serving before the families it reads go away.
   std::unique_ptr<MetricsHttpServer> http_;
 };

@@ -2,6 +2,10 @@
 
 #include <torch/version.h>
 
+#ifdef BERTSERVE_WITH_CUDA
+#include <cuda.h>  // CUDA_VERSION
+#endif
+
 namespace bertserve::torchrt {
 
 std::string TorchVersion() { return TORCH_VERSION; }

@@ -1,5 +1,6 @@
 #include "server/torch/torch_errors.h"
 
+#include <new>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -29,6 +30,7 @@ absl::string_view Message(const std::exception& e) {
 
 bool IsOutOfMemory(const std::exception& e) {
   if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
+  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) return true;  // host memory
   const absl::string_view message = Message(e);
   return absl::StrContains(absl::AsciiStrToLower(message), "out of memory") ||
          absl::StrContains(message, "CUBLAS_STATUS_ALLOC_FAILED");

@@ -8,7 +8,8 @@
 
 namespace bertserve::torchrt {
 
-// True if `e` is an out-of-memory error: c10::OutOfMemoryError, or (because
+// True if `e` is an out-of-memory error: c10::OutOfMemoryError, std::bad_alloc
+// (host memory), or (because
 // the TorchScript interpreter rethrows as std::runtime_error keeping only the
 // message) a message saying "out of memory" or CUBLAS_STATUS_ALLOC_FAILED.
 bool IsOutOfMemory(const std::exception& e);

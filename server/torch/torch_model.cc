@@ -1,5 +1,6 @@
 #include "server/torch/torch_model.h"
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -7,6 +8,7 @@
 
 #include <torch/script.h>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/torch/torch_errors.h"
@@ -39,24 +41,96 @@ std::string ShapeString(const at::Tensor& t) {
   return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]");
 }
 
+int64_t TensorBytes(const at::Tensor& t) {
+  return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+}
+
+// One parameter or buffer of a module and where it sits in the weight block.
+struct WeightSlot {
+  at::Tensor tensor;  // the module's own tensor; repointed, never replaced
+  int64_t offset;     // bytes from the start of the block
+};
+
+// A contiguous tensor shaped like `like`, whose memory is `block` (kByte)
+// from byte `offset` on. No copy.
+at::Tensor ViewInto(const at::Tensor& block, const at::Tensor& like, int64_t offset) {
+  std::vector<int64_t> strides(like.dim(), 1);
+  for (int64_t d = like.dim() - 2; d >= 0; --d) strides[d] = strides[d + 1] * like.size(d + 1);
+  at::Tensor view = at::empty({0}, block.options().dtype(like.scalar_type()));
+  view.set_(block.storage(), offset / like.element_size(), like.sizes(), strides);
+  return view;
+}
+
 class TorchModel : public core::Model {
  public:
-  TorchModel(torch::jit::Module module, std::vector<ForwardInput> inputs, c10::Device device,
-             std::string model_path, int64_t weight_bytes)
+  TorchModel(torch::jit::Module module, std::vector<ForwardInput> inputs, TorchDevice* device,
+             std::string model_path)
       : module_(std::move(module)),
         inputs_(std::move(inputs)),
         device_(device),
-        model_path_(std::move(model_path)),
-        weight_bytes_(weight_bytes) {}
+        model_path_(std::move(model_path)) {}
+
+  // Budgeted devices: packs every weight into one host block, leaving the
+  // model in the host tier. Plain CPU: the weights stay where the loader put
+  // them and the model is in the device tier.
+  absl::Status Init() {
+    // Each tensor once, even when two attributes share it (tied weights).
+    absl::flat_hash_set<const void*> seen;
+    std::vector<at::Tensor> tensors;
+    for (const at::Tensor& p : module_.parameters(/*recurse=*/true)) {
+      if (seen.insert(p.unsafeGetTensorImpl()).second) tensors.push_back(p);
+    }
+    for (const at::Tensor& b : module_.buffers(/*recurse=*/true)) {
+      if (seen.insert(b.unsafeGetTensorImpl()).second) tensors.push_back(b);
+    }
+    // Packed without gaps, so the block is exactly the weight bytes: widest
+    // elements first keeps every tensor aligned to its element size, and
+    // tensors whose size is a multiple of 16 bytes first keeps nearly all
+    // of them (every BERT matrix) 16-byte aligned for vector loads.
+    std::stable_sort(tensors.begin(), tensors.end(), [](const at::Tensor& a, const at::Tensor& b) {
+      const auto key = [](const at::Tensor& t) {
+        return std::make_pair(-static_cast<int64_t>(t.element_size()), TensorBytes(t) % 16 != 0);
+      };
+      return key(a) < key(b);
+    });
+    for (const at::Tensor& t : tensors) {
+      const int64_t size = t.element_size();
+      const int64_t offset = (block_bytes_ + size - 1) / size * size;  // a no-op, by the order
+      slots_.push_back({t, offset});
+      block_bytes_ = offset + TensorBytes(t);
+    }
+    if (!device_->has_budget()) {
+      tier_ = core::WeightTier::kDevice;
+      return absl::OkStatus();
+    }
+    try {
+      at::Tensor block = device_->AllocateHost(block_bytes_);
+      for (const WeightSlot& slot : slots_) {
+        ViewInto(block, slot.tensor, slot.offset).copy_(slot.tensor);
+      }
+      Repoint(block);
+    } catch (const std::exception& e) {
+      return StatusFromException(e, absl::StrCat(model_path_, ": packing weights in host memory"));
+    }
+    tier_ = core::WeightTier::kHost;
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<core::Logits> Forward(const core::InputBatch& batch) override {
+    if (tier_ != core::WeightTier::kDevice) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(model_path_, ": forward while the weights are in host memory"));
+    }
     try {
+      const std::unique_ptr<TorchDevice::ExecutionScope> scope = device_->Enter();
       c10::InferenceMode guard;
+      const c10::Device where = device_->execution_device();
       const std::vector<int64_t> shape = {batch.batch_size, batch.sequence_length};
       auto tensor_of = [&](const std::vector<int64_t>& values) {
-        // from_blob does not copy; the batch outlives the call.
+        // from_blob does not copy; the batch outlives the call. On the CPU
+        // the tensor is used in place.
         return torch::from_blob(const_cast<int64_t*>(values.data()), shape, torch::kLong)
-            .to(device_);
+            .to(where);
       };
       std::vector<c10::IValue> args;
       args.reserve(inputs_.size());
@@ -91,18 +165,52 @@ class TorchModel : public core::Model {
     }
   }
 
-  int64_t weight_bytes() const override { return weight_bytes_; }
-  int num_labels() const override { return num_labels_; }
+  absl::Status MoveToDevice() override {
+    if (tier_ == core::WeightTier::kDevice) return absl::OkStatus();
+    try {
+      // One copy; if it fails for lack of room nothing has changed.
+      at::Tensor block = device_->ToDevice(block_);
+      Repoint(block);
+    } catch (const std::exception& e) {
+      return StatusFromException(e, absl::StrCat(model_path_, ": copying ", block_bytes_,
+                                                 " bytes of weights to ", device_->name()));
+    }
+    tier_ = core::WeightTier::kDevice;
+    return absl::OkStatus();
+  }
+
+  absl::Status MoveToHost() override {
+    if (tier_ == core::WeightTier::kHost || !device_->has_budget()) return absl::OkStatus();
+    try {
+      at::Tensor block = device_->AllocateHost(block_bytes_);
+      block.copy_(block_);
+      Repoint(block);
+    } catch (const std::exception& e) {
+      return StatusFromException(e, absl::StrCat(model_path_, ": copying ", block_bytes_,
+                                                 " bytes of weights to host memory"));
+    }
+    tier_ = core::WeightTier::kHost;
+    return absl::OkStatus();
+  }
+
+  core::WeightTier tier() const override { return tier_; }
+  int64_t weight_bytes() const override { return block_bytes_; }
   std::vector<std::string> input_names() const override {
     std::vector<std::string> names;
     for (ForwardInput input : inputs_) names.push_back(ForwardInputName(input));
     return names;
   }
-  std::string device() const override { return device_.str(); }
-
-  void set_num_labels(int n) { num_labels_ = n; }
+  std::string device() const override { return device_->name(); }
 
  private:
+  // Points every weight at its place in `block`, which becomes the model's
+  // block; the previous block is freed once the last view of it goes.
+  void Repoint(const at::Tensor& block) {
+    c10::InferenceMode normal(false);
+    for (WeightSlot& slot : slots_) slot.tensor.set_data(ViewInto(block, slot.tensor, slot.offset));
+    block_ = block;
+  }
+
   absl::StatusOr<at::Tensor> ExtractLogits(const c10::IValue& output) const {
     if (output.isTensor()) return output.toTensor();
     if (output.isTuple()) {
@@ -121,10 +229,12 @@ class TorchModel : public core::Model {
 
   torch::jit::Module module_;
   const std::vector<ForwardInput> inputs_;
-  const c10::Device device_;
+  TorchDevice* const device_;
   const std::string model_path_;
-  const int64_t weight_bytes_;
-  int num_labels_ = 0;
+  std::vector<WeightSlot> slots_;
+  int64_t block_bytes_ = 0;  // the weight bytes: slots leave no gaps
+  at::Tensor block_;         // where the weights are now; undefined on the plain CPU
+  core::WeightTier tier_ = core::WeightTier::kHost;
 };
 
 // Module::to(dtype) in libtorch 1.13 converts integer buffers too (BERT's
@@ -138,10 +248,6 @@ void ConvertFloatingTensors(torch::jit::Module& module, c10::ScalarType dtype) {
   for (at::Tensor b : module.buffers(/*recurse=*/true)) {
     if (b.is_floating_point()) b.set_data(b.to(dtype));
   }
-}
-
-int64_t TensorBytes(const at::Tensor& t) {
-  return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
 }
 
 }  // namespace
@@ -192,15 +298,18 @@ absl::StatusOr<std::unique_ptr<core::Model>> TorchModelLoader::Load(
   bytes << in.rdbuf();
   if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
 
-  const c10::Device device(c10::kCPU);
-  absl::StatusOr<c10::ScalarType> dtype = ScalarTypeFor(source, device);
+  TorchDevice* device =
+      source.config.device() == v1::ModelConfig::DEVICE_CPU || !device_->has_budget() ? cpu_
+                                                                                        : device_;
+  absl::StatusOr<c10::ScalarType> dtype = ScalarTypeFor(source, device->execution_device());
   if (!dtype.ok()) return dtype.status();
 
   torch::jit::Module module;
   try {
     std::istringstream stream(bytes.str());
-    module = torch::jit::load(stream, device);
+    module = torch::jit::load(stream, c10::Device(c10::kCPU));
     module.eval();
+    for (at::Tensor p : module.parameters(/*recurse=*/true)) p.requires_grad_(false);
     ConvertFloatingTensors(module, *dtype);
   } catch (const std::exception& e) {
     return StatusFromException(e, absl::StrCat(path, ": not a loadable TorchScript model"),
@@ -223,30 +332,8 @@ absl::StatusOr<std::unique_ptr<core::Model>> TorchModelLoader::Load(
   absl::StatusOr<std::vector<ForwardInput>> inputs = BindForwardInputs(names, has_default, path);
   if (!inputs.ok()) return inputs.status();
 
-  int64_t weight_bytes = 0;
-  for (const at::Tensor& p : module.parameters(/*recurse=*/true)) weight_bytes += TensorBytes(p);
-  for (const at::Tensor& b : module.buffers(/*recurse=*/true)) weight_bytes += TensorBytes(b);
-
-  auto model = std::make_unique<TorchModel>(std::move(module), *std::move(inputs), device, path,
-                                            weight_bytes);
-  // One small forward proves the model runs and tells the label count.
-  core::InputBatch probe;
-  probe.batch_size = 1;
-  probe.sequence_length = 2;
-  probe.input_ids = {0, 0};
-  probe.attention_mask = {1, 1};
-  probe.token_type_ids = {0, 0};
-  absl::StatusOr<core::Logits> logits = model->Forward(probe);
-  if (!logits.ok()) {
-    return absl::Status(logits.status().code() == absl::StatusCode::kResourceExhausted
-                            ? absl::StatusCode::kResourceExhausted
-                            : absl::StatusCode::kInvalidArgument,
-                        absl::StrCat("trial forward failed: ", logits.status().message()));
-  }
-  if (logits->cols < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": forward returned no logits"));
-  }
-  model->set_num_labels(static_cast<int>(logits->cols));
+  auto model = std::make_unique<TorchModel>(std::move(module), *std::move(inputs), device, path);
+  if (absl::Status s = model->Init(); !s.ok()) return s;
   return model;
 }
 

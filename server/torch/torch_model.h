@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/core/model_runtime.h"
+#include "server/torch/torch_device.h"
 
 namespace bertserve::torchrt {
 
@@ -26,11 +27,28 @@ std::string ForwardInputName(ForwardInput input);
 
 // Loads TorchScript classifiers with libtorch. The file is read fully into
 // memory first (so load time counts disk reads, and a pipe works too), the
-// module is put in eval mode, converted to the configured dtype, and run once
-// on a two-token input to learn the number of labels and prove it runs.
+// module is put in eval mode, gradients are switched off and floating
+// weights are converted to the configured dtype. No forward runs here: the
+// registry's warm-up does that once the model is placed.
+//
+// Models for a budgeted device (CUDA, simulated) start in the host tier:
+// every parameter and buffer is packed into one host block (pinned on CUDA)
+// of exactly their bytes, each tensor a view into it. MoveToDevice
+// copies that block to the device in one transfer and re-points the tensors
+// at the copy; MoveToHost does the reverse. One block per tier keeps a
+// swap-in at the speed of a single copy and frees device memory in one
+// piece. Models configured DEVICE_CPU, and every model when `device` is the
+// plain CPU, run on `cpu` and are in the device tier at once.
 class TorchModelLoader : public core::ModelLoader {
  public:
+  // Both devices outlive the loader and every model it makes.
+  TorchModelLoader(TorchDevice* device, TorchDevice* cpu) : device_(device), cpu_(cpu) {}
+
   absl::StatusOr<std::unique_ptr<core::Model>> Load(const core::ModelSource& source) override;
+
+ private:
+  TorchDevice* const device_;
+  TorchDevice* const cpu_;
 };
 
 }  // namespace bertserve::torchrt

@@ -12,11 +12,20 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// Models executing on the CPU: no budget, no tiers.
+testing::FakeDevice* CpuDevice() {
+  static auto* device = new testing::FakeDevice(0, /*has_budget=*/false);
+  return device;
+}
+
 std::unique_ptr<ModelRegistry> MakeRegistry(const testing::TempRepository& repo,
                                             testing::FakeLoader* loader) {
   absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo.root());
   EXPECT_TRUE(r.ok());
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Create(*r, loader);
+  RegistryOptions options;
+  options.device = CpuDevice();
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
+      ModelRegistry::Create(*r, loader, options);
   EXPECT_TRUE(registry.ok()) << registry.status();
   return *std::move(registry);
 }
@@ -121,7 +130,7 @@ TEST(ModelRegistryTest, ModelAddedOnDiskIsFoundByLoad) {
   EXPECT_EQ(registry->List().size(), 1u);
 }
 
-TEST(ModelRegistryTest, UnloadKeepsHeldHandleAlive) {
+TEST(ModelRegistryTest, UnloadWaitsForHeldHandle) {
   testing::TempRepository repo;
   repo.AddModel("m");
   testing::FakeLoader loader;
@@ -129,15 +138,25 @@ TEST(ModelRegistryTest, UnloadKeepsHeldHandleAlive) {
   ASSERT_TRUE(registry->Load("m").ok());
   absl::StatusOr<ModelHandle> handle = registry->Acquire("m");
   ASSERT_TRUE(handle.ok());
-  absl::StatusOr<ModelInfo> info = registry->Unload("m");
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->state, ModelState::kUnloaded);
-  EXPECT_EQ(info->weight_bytes, 0);
-  EXPECT_EQ(registry->Acquire("m").status().code(), absl::StatusCode::kFailedPrecondition);
-  // The in-flight holder can still run its batch.
+  EXPECT_EQ(registry->Get("m")->in_use, 1);
+  absl::Notification unloaded;
+  std::thread unloader([&] {
+    absl::StatusOr<ModelInfo> info = registry->Unload("m");
+    EXPECT_TRUE(info.ok());
+    EXPECT_EQ(info->state, ModelState::kUnloaded);
+    unloaded.Notify();
+  });
+  // The holder can still run its batch; the unload cannot finish before the
+  // handle is given back.
   InputBatch batch{1, 1, {5}, {1}, {0}};
   EXPECT_TRUE((*handle)->model->Forward(batch).ok());
-  ASSERT_TRUE(registry->Load("m").ok());
+  EXPECT_FALSE(unloaded.HasBeenNotified());
+  handle->reset();
+  unloader.join();
+  EXPECT_EQ(registry->Get("m")->in_use, 0);
+  EXPECT_EQ(registry->Get("m")->weight_bytes, 1000);
+  // A request for an unloaded model loads it again.
+  EXPECT_TRUE(registry->Acquire("m").ok());
   EXPECT_EQ(loader.loads(), 2);
 }
 
@@ -163,7 +182,7 @@ TEST_P(ConcurrentLoadTest, LoadsNeverOverlap) {
 
 INSTANTIATE_TEST_SUITE_P(Models, ConcurrentLoadTest, ::testing::Values(1, 3, 10));
 
-TEST(ModelRegistryTest, LoadingModelIsUnavailable) {
+TEST(ModelRegistryTest, RequestWaitsForPlacementWithinItsDeadline) {
   testing::TempRepository repo;
   repo.AddModel("slow");
   testing::FakeLoader loader;
@@ -173,10 +192,15 @@ TEST(ModelRegistryTest, LoadingModelIsUnavailable) {
   std::thread loader_thread([&] { EXPECT_TRUE(registry->Load("slow").ok()); });
   started.WaitForNotification();
   EXPECT_EQ(registry->Get("slow")->state, ModelState::kLoading);
-  EXPECT_EQ(registry->Acquire("slow").status().code(), absl::StatusCode::kUnavailable);
+  absl::StatusOr<ModelHandle> late = registry->Acquire("slow", absl::Now() - absl::Seconds(1));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(late.status().message()), HasSubstr("loading"));
   release.Notify();
-  loader_thread.join();
+  // Without a deadline the request waits for the same (shared) job.
   EXPECT_TRUE(registry->Acquire("slow").ok());
+  loader_thread.join();
+  EXPECT_EQ(loader.loads(), 1);
+  EXPECT_EQ(registry->Get("slow")->state, ModelState::kReady);
 }
 
 }  // namespace

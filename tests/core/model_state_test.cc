@@ -13,7 +13,7 @@ using S = ModelState;
 TEST(ModelStateTest, ExactlyTheDesignedTransitionsAreLegal) {
   const std::set<std::pair<S, S>> legal = {
       {S::kUnloaded, S::kLoading}, {S::kLoading, S::kHost},     {S::kHost, S::kPlacing},
-      {S::kPlacing, S::kReady},    {S::kReady, S::kEvicting},   {S::kEvicting, S::kHost},
+      {S::kPlacing, S::kReady},    {S::kPlacing, S::kHost},     {S::kReady, S::kEvicting},   {S::kEvicting, S::kHost},
       {S::kHost, S::kUnloaded},    {S::kReady, S::kUnloaded},   {S::kFailed, S::kLoading},
       {S::kFailed, S::kUnloaded}};
   for (S from : kAllModelStates) {

@@ -110,3 +110,36 @@ TEST(PlacementQueueSharing, WaitUntilTimesOutWithoutCancellingTheJob) {
 
 }  // namespace
 }  // namespace bertserve::core
+
+namespace bertserve::core {
+namespace {
+
+TEST(PlacementQueueOrder, UrgentJobsGoFirstAndJoiningPromotes) {
+  PlacementQueue queue;
+  absl::Notification started, release;
+  std::vector<std::string> order;  // written by the worker only
+  auto blocker = queue.Submit("blocker", [&] {
+    started.Notify();
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  started.WaitForNotification();
+  auto record = [&](std::string name) {
+    return [&order, name] {
+      order.push_back(name);
+      return absl::OkStatus();
+    };
+  };
+  auto background1 = queue.Submit("b1", record("b1"));
+  auto background2 = queue.Submit("b2", record("b2"));
+  auto urgent = queue.Submit("u1", record("u1"), /*urgent=*/true);
+  // A request now waits on b2: it jumps ahead of b1, behind u1.
+  auto promoted = queue.Submit("b2", record("never runs twice"), /*urgent=*/true);
+  EXPECT_EQ(promoted.get(), background2.get());
+  release.Notify();
+  for (auto& job : {blocker, background1, background2, urgent}) EXPECT_TRUE(job->Wait().ok());
+  EXPECT_EQ(order, (std::vector<std::string>{"u1", "b2", "b1"}));
+}
+
+}  // namespace
+}  // namespace bertserve::core

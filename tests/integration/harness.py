@@ -202,7 +202,8 @@ class Server:
 
     def __init__(self, model_repository, load=None, extra_args=()):
         self.model_repository = model_repository
-        self.load = list(load or [])
+        # None: the server's default (every model); []: none at startup.
+        self.load = None if load is None else list(load)
         self.extra_args = list(extra_args)
         self.proc = None
         self.grpc_port = None
@@ -220,8 +221,8 @@ class Server:
                "--model-repository", self.model_repository,
                "--listen", "127.0.0.1:0",
                "--metrics-listen", "127.0.0.1:0"]
-        if self.load:
-            cmd += ["--load", ",".join(self.load)]
+        if self.load is not None:
+            cmd += ["--load", ",".join(self.load) or "none"]
         return cmd + self.extra_args
 
     def start(self, timeout=START_TIMEOUT_S):

@@ -24,7 +24,6 @@ EXPECTED = {
     "single-logit": (["input_ids", "attention_mask", "token_type_ids"], ["relevant"], 1),
     "plain": (["input_ids", "attention_mask", "token_type_ids"], None, 3),
 }
-NOT_SERVED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE)
 
 
 def python_weight_bytes(name, repository=None):
@@ -48,6 +47,13 @@ class ModelsApiTest(harness.ServerTestCase):
 
     def classify(self, model, text="hello there", **kwargs):
         return self.server.inference.Classify(classify_request(model, [text], **kwargs))
+
+    def test_request_for_unloaded_model_loads_it(self):
+        self.server.models.Unload(models_pb2.UnloadModelRequest(name="single-logit"))
+        self.assertEqual(harness.state_name(self.get("single-logit").state), "UNLOADED")
+        reply = self.classify("single-logit")
+        self.assertEqual(len(reply.results), 1)
+        self.assertEqual(harness.state_name(self.get("single-logit").state), "READY")
 
     def test_list(self):
         listing = self.server.models.List(models_pb2.ListModelsRequest())
@@ -115,14 +121,16 @@ class ModelsApiTest(harness.ServerTestCase):
 
         status = self.server.models.Unload(models_pb2.UnloadModelRequest(name="nott-dict"))
         self.assertEqual(harness.state_name(status.state), "UNLOADED")
-        self.assertEqual(harness.state_name(self.get("nott-dict").state), "UNLOADED")
-        self.assertRpcError(NOT_SERVED, "", self.classify, "nott-dict")
+        unloaded = self.get("nott-dict")
+        self.assertEqual(harness.state_name(unloaded.state), "UNLOADED")
+        self.assertEqual((unloaded.device_bytes, unloaded.host_bytes), (0, 0))
         # Other models are unaffected.
         self.classify("tt-tuple")
 
         status = self.server.models.Load(models_pb2.LoadModelRequest(name="nott-dict"))
         self.assertEqual(harness.state_name(status.state), "READY")
         self.assertEqual(status.weight_bytes, expected_bytes)
+        self.assertEqual(status.loads, unloaded.loads + 1)
         after = self.classify("nott-dict", raw_scores=True)
         want = {s.index: s.score for s in before.results[0].scores}
         got = {s.index: s.score for s in after.results[0].scores}
@@ -141,10 +149,16 @@ class ModelsApiTest(harness.ServerTestCase):
 
         _, status = self.server.cli_json(models_pb2.ModelStatus, "models", "unload", "plain")
         self.assertEqual(harness.state_name(status.state), "UNLOADED")
+        loads = status.loads
+        # A request for an unloaded model loads it again and is answered.
         proc = self.server.cli("classify", "-m", "plain", "hello")
-        self.assertNotEqual(proc.returncode, 0)
-        self.assertRegex(proc.stderr, "FAILED_PRECONDITION|UNAVAILABLE")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        _, status = self.server.cli_json(models_pb2.ModelStatus, "models", "get", "plain")
+        self.assertEqual(harness.state_name(status.state), "READY")
+        self.assertEqual(status.loads, loads + 1)
 
+        _, status = self.server.cli_json(models_pb2.ModelStatus, "models", "unload", "plain")
+        self.assertEqual(harness.state_name(status.state), "UNLOADED")
         _, status = self.server.cli_json(models_pb2.ModelStatus, "models", "load", "plain")
         self.assertEqual(harness.state_name(status.state), "READY")
         self.classify("plain")

@@ -6,13 +6,100 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "bertserve/v1/config.pb.h"
 
 namespace bertserve::testing {
 
 namespace fs = std::filesystem;
 
+core::DeviceMemory FakeDevice::Memory() const {
+  absl::MutexLock lock(&mu_);
+  core::DeviceMemory m;
+  m.total_bytes = capacity_;
+  m.free_bytes = capacity_ - allocated_ - foreign_;
+  m.allocated_bytes = allocated_;
+  m.reserved_bytes = allocated_;
+  m.peak_bytes = peak_;
+  return m;
+}
+
+void FakeDevice::ResetPeak() {
+  absl::MutexLock lock(&mu_);
+  peak_ = allocated_;
+}
+
+absl::Status FakeDevice::Allocate(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  if (allocated_ + foreign_ + bytes > capacity_) {
+    return absl::ResourceExhaustedError(absl::StrCat("fake device out of memory: asked ", bytes,
+                                                     ", used ", allocated_ + foreign_,
+                                                     ", capacity ", capacity_));
+  }
+  allocated_ += bytes;
+  peak_ = std::max(peak_, allocated_);
+  return absl::OkStatus();
+}
+
+void FakeDevice::Free(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  allocated_ -= bytes;
+}
+
+int64_t FakeDevice::allocated() const {
+  absl::MutexLock lock(&mu_);
+  return allocated_;
+}
+
+void FakeDevice::SetForeignBytes(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  foreign_ = bytes;
+}
+
+FakeModel::FakeModel(int num_labels, int64_t weight_bytes, FakeDevice* device,
+                     int64_t activation_bytes_per_token)
+    : num_labels_(num_labels),
+      weight_bytes_(weight_bytes),
+      device_(device),
+      activation_bytes_per_token_(activation_bytes_per_token),
+      tier_(device == nullptr ? core::WeightTier::kDevice : core::WeightTier::kHost) {}
+
+FakeModel::~FakeModel() {
+  if (device_ != nullptr && tier_.load() == core::WeightTier::kDevice) device_->Free(weight_bytes_);
+}
+
+absl::Status FakeModel::MoveToDevice() {
+  if (device_ == nullptr || tier_.load() == core::WeightTier::kDevice) return absl::OkStatus();
+  if (absl::Status s = device_->Allocate(weight_bytes_); !s.ok()) return s;
+  tier_.store(core::WeightTier::kDevice);
+  return absl::OkStatus();
+}
+
+absl::Status FakeModel::MoveToHost() {
+  if (device_ == nullptr || tier_.load() == core::WeightTier::kHost) return absl::OkStatus();
+  device_->Free(weight_bytes_);
+  tier_.store(core::WeightTier::kHost);
+  return absl::OkStatus();
+}
+
+void FakeModel::BlockNextForward(absl::Notification* started, absl::Notification* release) {
+  block_release_.store(release);
+  block_started_.store(started);
+}
+
 absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
+  if (tier_.load() != core::WeightTier::kDevice) {
+    return absl::InternalError("forward on a model whose weights are in the host tier");
+  }
   forwards_.fetch_add(1);
+  if (absl::Notification* started = block_started_.exchange(nullptr)) {
+    started->Notify();
+    block_release_.exchange(nullptr)->WaitForNotification();
+  }
+  const int64_t activations =
+      activation_bytes_per_token_ * batch.batch_size * batch.sequence_length;
+  if (device_ != nullptr && activations > 0) {
+    if (absl::Status s = device_->Allocate(activations); !s.ok()) return s;
+  }
   core::Logits out;
   out.rows = batch.batch_size;
   out.cols = num_labels_;
@@ -28,6 +115,7 @@ absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
     std::vector<float> row = ExpectedRow(ids, types, num_labels_);
     std::copy(row.begin(), row.end(), out.values.begin() + r * num_labels_);
   }
+  if (device_ != nullptr && activations > 0) device_->Free(activations);
   return out;
 }
 
@@ -47,13 +135,18 @@ std::vector<float> FakeModel::ExpectedRow(const std::vector<int32_t>& ids,
 absl::StatusOr<std::unique_ptr<core::Model>> FakeLoader::Load(const core::ModelSource& source) {
   std::pair<absl::Notification*, absl::Notification*> block{nullptr, nullptr};
   int labels = 2;
+  int64_t weights = 1000;
+  int64_t per_token = 0;
   {
     absl::MutexLock lock(&mu_);
     ++loads_;
+    ++loads_by_name_[source.name];
     ++running_;
     max_running_ = std::max(max_running_, running_);
     if (auto it = blocks_.find(source.name); it != blocks_.end()) block = it->second;
     if (auto it = labels_.find(source.name); it != labels_.end()) labels = it->second;
+    if (auto it = weights_.find(source.name); it != weights_.end()) weights = it->second;
+    per_token = activation_per_token_;
   }
   if (block.first != nullptr) {
     block.first->Notify();
@@ -66,7 +159,32 @@ absl::StatusOr<std::unique_ptr<core::Model>> FakeLoader::Load(const core::ModelS
     failures_.erase(it);
     return status;
   }
-  return std::make_unique<FakeModel>(labels, 1000);
+  const bool on_cpu = source.config.device() == v1::ModelConfig::DEVICE_CPU;
+  auto model = std::make_unique<FakeModel>(labels, weights, on_cpu ? nullptr : device_, per_token);
+  last_[source.name] = model.get();
+  return model;
+}
+
+void FakeLoader::SetWeightBytes(const std::string& name, int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  weights_[name] = bytes;
+}
+
+void FakeLoader::SetActivationBytesPerToken(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  activation_per_token_ = bytes;
+}
+
+int FakeLoader::loads_of(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = loads_by_name_.find(name);
+  return it == loads_by_name_.end() ? 0 : it->second;
+}
+
+FakeModel* FakeLoader::last_model(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = last_.find(name);
+  return it == last_.end() ? nullptr : it->second;
 }
 
 void FakeLoader::FailNextLoad(const std::string& name, absl::Status status) {

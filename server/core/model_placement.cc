@@ -1,0 +1,425 @@
+// The placement side of ModelRegistry: everything here runs on the single
+// placement worker, so placements never overlap; the registry lock is held
+// only to read and publish state, never across a copy or a forward.
+
+#include <algorithm>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/core/byte_size.h"
+#include "server/core/model_config.h"
+#include "server/core/model_registry.h"
+
+namespace bertserve::core {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<v1::ModelConfig> ReadConfigIn(const std::string& directory);  // model_registry.cc
+
+namespace {
+
+tokenizer::NormalizerOptions NormalizerFromConfig(const v1::TokenizerOptions& t) {
+  tokenizer::NormalizerOptions options;
+  if (t.has_lowercase()) options.lowercase = t.lowercase();
+  if (t.has_strip_accents()) options.strip_accents = t.strip_accents();
+  if (t.has_handle_chinese_chars()) options.handle_chinese_chars = t.handle_chinese_chars();
+  if (t.has_clean_text()) options.clean_text = t.clean_text();
+  return options;
+}
+
+double SecondsSince(absl::Time start) { return absl::ToDoubleSeconds(absl::Now() - start); }
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::Build(const std::string& name) {
+  absl::StatusOr<std::string> dir = repository_.ModelDirectory(name);
+  if (!dir.ok()) return dir.status();
+  // Re-read the config so edits on disk take effect on the next load.
+  absl::StatusOr<v1::ModelConfig> config = ReadConfigIn(*dir);
+  if (!config.ok()) return config.status();
+
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->name = name;
+  loaded->config = *config;
+  const fs::path json = fs::path(*dir) / "tokenizer.json";
+  const fs::path vocab = fs::path(*dir) / "vocab.txt";
+  std::error_code ec;
+  absl::StatusOr<std::unique_ptr<tokenizer::BertTokenizer>> tok;
+  if (fs::exists(json, ec)) {
+    tok = tokenizer::BertTokenizer::FromTokenizerJson(json.string());
+  } else if (fs::exists(vocab, ec)) {
+    tok = tokenizer::BertTokenizer::FromVocabFile(vocab.string(),
+                                                  NormalizerFromConfig(config->tokenizer()));
+  } else {
+    return absl::FailedPreconditionError(absl::StrCat(*dir, ": no vocab.txt or tokenizer.json"));
+  }
+  if (!tok.ok()) return tok.status();
+  loaded->tokenizer = *std::move(tok);
+
+  ModelSource source{name, *dir, (fs::path(*dir) / config->model_file()).string(), *config};
+  absl::StatusOr<std::unique_ptr<Model>> model = loader_->Load(source);
+  if (!model.ok()) return model.status();
+  loaded->model = *std::move(model);
+  return loaded;
+}
+
+absl::Status ModelRegistry::DoLoadToHost(const std::string& name) {
+  const absl::Time start = absl::Now();
+  Transition(name, ModelState::kLoading);
+  absl::StatusOr<std::shared_ptr<LoadedModel>> built = Build(name);
+  if (!built.ok()) {
+    const std::string reason(built.status().message());
+    Transition(name, ModelState::kFailed, reason);
+    Notify({name, PlacementKind::kLoad, false, SecondsSince(start), 0, reason});
+    if (absl::IsResourceExhausted(built.status())) return built.status();
+    return absl::FailedPreconditionError(
+        absl::StrCat("model \"", name, "\" failed to load: ", reason));
+  }
+  std::shared_ptr<LoadedModel> loaded = *std::move(built);
+  const Model& model = *loaded->model;
+  const bool budgeted = options_.device->has_budget() && model.tier() == WeightTier::kHost;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    entry.loaded = loaded;
+    entry.budgeted = budgeted;
+    if (budgeted) loaded->execution_mu = &execution_mu_;
+    ModelInfo& info = entry.info;
+    info.config = loaded->config;
+    info.device = model.device();
+    info.weight_bytes = model.weight_bytes();
+    info.inputs = model.input_names();
+    info.host_bytes = budgeted ? model.weight_bytes() : 0;
+    info.device_bytes = budgeted ? 0 : model.weight_bytes();
+    // Until warm-up measures it, the activation reserve is estimated as the
+    // weights' size: BERT-class models at their default token budget peak
+    // below that (bert-base: ~0.4 GB of activations at 8192 tokens against
+    // 0.44 GB of weights). The measurement replaces it.
+    if (!info.reserve_measured) info.activation_reserve = model.weight_bytes();
+    info.last_error.clear();
+    info.loads++;
+  }
+  Transition(name, ModelState::kHost);
+  return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::DoPlace(const std::string& name) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<ModelInfo> before = Snapshot(name);
+  if (!before.ok()) return before.status();
+  if (before->state == ModelState::kReady) return absl::OkStatus();
+  const bool cold = before->state != ModelState::kHost;
+  if (cold) {
+    if (absl::Status s = DoLoadToHost(name); !s.ok()) return s;
+  }
+  std::shared_ptr<LoadedModel> loaded;
+  bool budgeted;
+  int64_t weights, reserve;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    loaded = entry.loaded;
+    budgeted = entry.budgeted;
+    weights = entry.info.weight_bytes;
+    reserve = entry.info.activation_reserve;
+  }
+  const PlacementKind kind = cold ? PlacementKind::kLoad : PlacementKind::kSwapIn;
+  auto fail_back_to_host = [&](const absl::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      budget_.Release(name);
+    }
+    Transition(name, ModelState::kHost);
+    Notify({name, kind, false, SecondsSince(start), weights, std::string(status.message())});
+    EnforceHostBudget("");
+    return status;
+  };
+
+  if (budgeted) {
+    if (absl::Status s = MakeRoom(name, weights, reserve); !s.ok()) {
+      Notify({name, kind, false, SecondsSince(start), weights, std::string(s.message())});
+      EnforceHostBudget("");
+      return s;
+    }
+  }
+  Transition(name, ModelState::kPlacing);
+  if (budgeted) {
+    {
+      absl::MutexLock lock(&mu_);
+      budget_.Admit(name, weights, reserve);
+    }
+    if (absl::Status s = loaded->model->MoveToDevice(); !s.ok()) return fail_back_to_host(s);
+    absl::MutexLock lock(&mu_);
+    ModelInfo& info = models_[name].info;
+    info.host_bytes = 0;
+    info.device_bytes = weights;
+  }
+  if (absl::Status s = WarmUp(name, *loaded); !s.ok()) {
+    if (absl::IsResourceExhausted(s)) {
+      if (budgeted) (void)loaded->model->MoveToHost();
+      return fail_back_to_host(s);
+    }
+    // The model runs but is wrong for its config (say, a label count that
+    // does not match): that is a broken model, not a lack of memory.
+    {
+      absl::MutexLock lock(&mu_);
+      budget_.Release(name);
+    }
+    Transition(name, ModelState::kFailed, std::string(s.message()));
+    Notify({name, kind, false, SecondsSince(start), weights, std::string(s.message())});
+    return absl::FailedPreconditionError(
+        absl::StrCat("model \"", name, "\" failed to load: ", s.message()));
+  }
+  const double seconds = SecondsSince(start);
+  {
+    absl::MutexLock lock(&mu_);
+    ModelInfo& info = models_[name].info;
+    if (kind == PlacementKind::kSwapIn) {
+      info.swap_ins++;
+      info.last_swap_in_seconds = seconds;
+    } else {
+      info.last_load_seconds = seconds;
+    }
+  }
+  Transition(name, ModelState::kReady);
+  Notify({name, kind, true, seconds, weights, ""});
+  EnforceHostBudget("");
+  return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, int64_t reserve) {
+  const int64_t budget = options_.vram_budget;
+  const int64_t alone = DeviceBudget::CostAlone(weights, reserve);
+  if (alone > budget) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "model \"", name, "\" needs ", alone, " bytes (", FormatBytes(alone), ": weights ",
+        weights, " + activation reserve ", reserve, ") but the VRAM budget of ",
+        options_.device->name(), " can give at most ", budget, " bytes (", FormatBytes(budget),
+        ") even with every other model evicted"));
+  }
+  while (true) {
+    std::string victim;
+    int64_t cost_with = 0, held = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      cost_with = budget_.CostWith(weights, reserve);
+      // What stays however much is evicted: models in use or pinned.
+      DeviceBudget fixed(budget);
+      absl::Time oldest = absl::InfiniteFuture();
+      for (auto& [other, entry] : models_) {
+        if (other == name || !budget_.Contains(other)) continue;
+        const bool evictable = entry.info.state == ModelState::kReady && entry.info.in_use == 0 &&
+                               !entry.info.config.pinned() && !entry.unloading;
+        if (!evictable) {
+          fixed.Admit(other, entry.info.weight_bytes, entry.info.activation_reserve);
+        } else if (entry.info.last_used < oldest || victim.empty()) {
+          oldest = entry.info.last_used;
+          victim = other;
+        }
+      }
+      held = fixed.ResidentCost();
+      const DeviceMemory memory = options_.device->Memory();
+      // Other processes count: the device must have the bytes, not only the
+      // budget. Allocator cache (reserved, not allocated) is reusable.
+      const int64_t physically_free =
+          memory.free_bytes + std::max<int64_t>(0, memory.reserved_bytes - memory.allocated_bytes);
+      const int64_t increment = cost_with - budget_.ResidentCost();
+      if (cost_with <= budget && increment <= physically_free) return absl::OkStatus();
+      if (victim.empty()) {
+        if (cost_with > budget) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "model \"", name, "\" needs ", alone, " bytes (", FormatBytes(alone),
+              ") but only ", std::max<int64_t>(0, budget - held), " of the ", budget,
+              "-byte VRAM budget can be freed: the rest is held by models in use or pinned"));
+        }
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "model \"", name, "\" needs ", increment, " more bytes but ",
+            options_.device->name(), " reports only ", physically_free,
+            " free (other processes use the device too)"));
+      }
+      // Claimed under the lock: no request can take a handle from now on.
+      models_[victim].info.state = ModelState::kEvicting;
+    }
+    if (absl::Status s = Evict(victim); !s.ok()) return s;
+  }
+}
+
+absl::Status ModelRegistry::Evict(const std::string& name) {
+  const absl::Time start = absl::Now();
+  std::shared_ptr<LoadedModel> loaded;
+  int64_t weights = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    loaded = entry.loaded;
+    weights = entry.info.weight_bytes;
+  }
+  // Listeners learn of EVICTING now; the state was set under the lock.
+  {
+    ModelInfo snapshot = *Snapshot(name);
+    std::vector<StateListener> listeners;
+    {
+      absl::MutexLock lock(&mu_);
+      listeners = state_listeners_;
+    }
+    for (const StateListener& listener : listeners) listener(snapshot);
+  }
+  absl::Status moved = loaded->model->MoveToHost();
+  {
+    absl::MutexLock lock(&mu_);
+    budget_.Release(name);
+    ModelInfo& info = models_[name].info;
+    if (moved.ok()) {
+      info.device_bytes = 0;
+      info.host_bytes = weights;
+      info.evictions++;
+    }
+  }
+  if (!moved.ok()) {
+    Transition(name, ModelState::kFailed,
+               absl::StrCat("eviction to host memory failed: ", moved.message()));
+    Notify({name, PlacementKind::kEvict, false, SecondsSince(start), weights,
+            std::string(moved.message())});
+    return absl::OkStatus();  // the device bytes are gone either way
+  }
+  Transition(name, ModelState::kHost);
+  Notify({name, PlacementKind::kEvict, true, SecondsSince(start), weights, ""});
+  return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded) {
+  const v1::ModelConfig& config = loaded.config;
+  int known_labels = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const ModelInfo& info = models_[name].info;
+    if (info.reserve_measured && info.num_labels > 0) known_labels = info.num_labels;
+  }
+  if (known_labels > 0) {
+    // Measured before (a swap-in, or a reload of the same files): the labels
+    // are known and the reserve stands.
+    if (loaded.labels.empty()) {
+      for (int i = 0; i < known_labels; ++i) {
+        loaded.labels.push_back(config.labels_size() > 0 ? config.labels(i)
+                                                         : absl::StrCat("LABEL_", i));
+      }
+    }
+    return absl::OkStatus();
+  }
+  // A forward at the batch token limit: as many full-length rows as fit.
+  const int64_t columns =
+      std::min<int64_t>(config.max_sequence_length(), config.batch().max_batch_tokens());
+  InputBatch batch;
+  batch.batch_size = std::max<int64_t>(1, config.batch().max_batch_tokens() / columns);
+  batch.sequence_length = columns;
+  const size_t cells = batch.batch_size * batch.sequence_length;
+  batch.input_ids.assign(cells, loaded.tokenizer->pad_id());
+  batch.attention_mask.assign(cells, 1);
+  batch.token_type_ids.assign(cells, 0);
+
+  absl::StatusOr<Logits> logits;
+  int64_t peak = 0;
+  {
+    // Exclusive use of the device, so the peak is this forward's alone.
+    absl::MutexLock exclusive(loaded.execution_mu != nullptr ? loaded.execution_mu
+                                                             : &execution_mu_);
+    const int64_t base = options_.device->Memory().allocated_bytes;
+    options_.device->ResetPeak();
+    logits = loaded.model->Forward(batch);
+    peak = std::max<int64_t>(0, options_.device->Memory().peak_bytes - base);
+  }
+  if (!logits.ok()) {
+    return absl::Status(logits.status().code(),
+                        absl::StrCat("warm-up forward at ", cells, " tokens failed: ",
+                                     logits.status().message()));
+  }
+  const int num_labels = static_cast<int>(logits->cols);
+  if (num_labels < 1) return absl::InvalidArgumentError("the model produced no logits");
+  if (config.labels_size() > 0 && config.labels_size() != num_labels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.pbtxt: field labels: has ", config.labels_size(), " names but ",
+        config.model_file(), " produces ", num_labels, " logits"));
+  }
+  loaded.labels.clear();
+  for (int i = 0; i < num_labels; ++i) {
+    loaded.labels.push_back(config.labels_size() > 0 ? config.labels(i)
+                                                     : absl::StrCat("LABEL_", i));
+  }
+  absl::MutexLock lock(&mu_);
+  Entry& entry = models_[name];
+  entry.info.num_labels = num_labels;
+  entry.info.labels = loaded.labels;
+  if (entry.budgeted) {
+    entry.info.activation_reserve = peak;
+    entry.info.reserve_measured = true;
+    budget_.SetReserve(name, peak);
+  }
+  return absl::OkStatus();
+}
+
+void ModelRegistry::EnforceHostBudget(const std::string& protect) {
+  while (true) {
+    std::string victim;
+    {
+      absl::MutexLock lock(&mu_);
+      int64_t total = 0;
+      absl::Time oldest = absl::InfiniteFuture();
+      for (auto& [name, entry] : models_) {
+        total += entry.info.host_bytes;
+        if (entry.info.state != ModelState::kHost || name == protect) continue;
+        if (victim.empty() || entry.info.last_used < oldest) {
+          oldest = entry.info.last_used;
+          victim = name;
+        }
+      }
+      if (total <= options_.host_budget || victim.empty()) return;
+    }
+    // The host copy is dropped; the model reloads from disk on its next use.
+    int64_t bytes = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      bytes = models_[victim].info.host_bytes;
+      models_[victim].info.unloads++;
+    }
+    Transition(victim, ModelState::kUnloaded);
+    Notify({victim, PlacementKind::kUnload, true, 0, bytes, ""});
+  }
+}
+
+absl::Status ModelRegistry::DoUnload(const std::string& name) {
+  const absl::Time start = absl::Now();
+  int64_t bytes = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    switch (entry.info.state) {
+      case ModelState::kUnloaded:
+        return absl::OkStatus();
+      case ModelState::kReady:
+      case ModelState::kHost:
+      case ModelState::kFailed:
+        break;
+      default:  // transient states exist only inside placement jobs
+        return absl::UnavailableError(absl::StrCat("model \"", name, "\" is ",
+                                                   ModelStateName(entry.info.state)));
+    }
+    // No new holds; wait for the requests that have one.
+    entry.unloading = true;
+    mu_.Await(absl::Condition(
+        +[](Entry* e) { return e->info.in_use == 0; }, &entry));
+    bytes = entry.info.weight_bytes;
+    budget_.Release(name);
+    entry.info.unloads++;
+  }
+  Transition(name, ModelState::kUnloaded);
+  {
+    absl::MutexLock lock(&mu_);
+    models_[name].unloading = false;
+  }
+  options_.device->ReleaseCachedMemory();
+  Notify({name, PlacementKind::kUnload, true, SecondsSince(start), bytes, ""});
+  return absl::OkStatus();
+}
+
+}  // namespace bertserve::core

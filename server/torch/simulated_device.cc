@@ -1,0 +1,220 @@
+#include "server/torch/simulated_device.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include <ATen/ATen.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/util/Exception.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace bertserve::torchrt {
+namespace {
+
+// Every block starts with this header; the caller gets the bytes after it.
+// The header is what lets a block freed anywhere, long after its scope
+// ended, give back exactly the bytes it counted: DataPtr deleters are bare
+// function pointers with one void* of context, and raw_allocate() demands
+// context == data pointer, so there is no room to carry the size elsewhere.
+// 64 bytes keep the data as aligned as c10's CPU allocator makes it.
+constexpr size_t kHeaderBytes = 64;
+constexpr uint64_t kHeaderMagic = 0x6273696d626c6f6bULL;  // "bsimblok"
+
+struct BlockHeader {
+  uint64_t magic;
+  size_t size;   // bytes the caller asked for, header excluded
+  bool counted;  // whether `size` was added to the device's allocated bytes
+};
+static_assert(sizeof(BlockHeader) <= kHeaderBytes);
+static_assert(kHeaderBytes % alignof(std::max_align_t) == 0);
+
+// Above the default CPU allocator's 0, so the install cannot be ignored.
+constexpr uint8_t kAllocatorPriority = 100;
+
+// Depth of device scopes on this thread; > 0 means allocations count.
+thread_local int g_scope_depth = 0;
+
+class CountingScope final : public TorchDevice::ExecutionScope {
+ public:
+  CountingScope() { ++g_scope_depth; }
+  ~CountingScope() override { --g_scope_depth; }
+};
+
+// Suspends counting on this thread (host copies made inside a forward).
+class UncountedScope {
+ public:
+  UncountedScope() : saved_(g_scope_depth) { g_scope_depth = 0; }
+  ~UncountedScope() { g_scope_depth = saved_; }
+  UncountedScope(const UncountedScope&) = delete;
+  UncountedScope& operator=(const UncountedScope&) = delete;
+
+ private:
+  const int saved_;
+};
+
+// Wraps the CPU allocator it replaces. No `override` in this class on
+// purpose: libtorch 2.3 made allocate() non-const and copy_data() pure
+// virtual, so both allocate() forms and copy_data() are declared, and
+// whichever the installed libtorch declares virtual is the one overridden.
+class BudgetedCpuAllocator final : public c10::Allocator {
+ public:
+  BudgetedCpuAllocator(c10::Allocator* wrapped, int64_t capacity)
+      : wrapped_(wrapped),
+        wrapped_delete_(wrapped->raw_deleter()),
+        capacity_(capacity),
+        limit_(capacity) {}
+
+  c10::DataPtr allocate(size_t n) const {
+    if (n == 0) return {nullptr, nullptr, &Delete, c10::Device(c10::kCPU)};
+    const bool counted = g_scope_depth > 0;
+    if (counted) Reserve(n);
+    void* base = nullptr;
+    try {
+      TORCH_CHECK_WITH(OutOfMemoryError, n <= std::numeric_limits<size_t>::max() - kHeaderBytes,
+                       "simulated device: allocation of ", n, " bytes is out of memory range");
+      base = wrapped_->raw_allocate(n + kHeaderBytes);
+    } catch (...) {
+      if (counted) allocated_.fetch_sub(static_cast<int64_t>(n));
+      throw;
+    }
+    new (base) BlockHeader{kHeaderMagic, n, counted};
+    void* data = static_cast<char*>(base) + kHeaderBytes;
+    return {data, data, &Delete, c10::Device(c10::kCPU)};
+  }
+  c10::DataPtr allocate(size_t n) { return static_cast<const BudgetedCpuAllocator*>(this)->allocate(n); }
+
+  c10::DeleterFnPtr raw_deleter() const { return &Delete; }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const {
+    std::memcpy(dest, src, count);
+  }
+
+  int64_t capacity() const { return capacity_; }
+  int64_t limit() const { return limit_.load(); }
+  int64_t allocated() const { return allocated_.load(); }
+  int64_t peak() const { return peak_.load(); }
+  void set_limit(int64_t bytes) { limit_.store(std::clamp<int64_t>(bytes, 0, capacity_)); }
+  void ResetPeak() { peak_.store(allocated_.load()); }
+
+ private:
+  // Adds `n` to the counted bytes, or throws c10::OutOfMemoryError if that
+  // would pass the limit. A compare-exchange loop, so that concurrent
+  // allocations never see a transient total above the limit.
+  void Reserve(size_t n) const {
+    const int64_t limit = limit_.load();
+    const int64_t want = n > static_cast<size_t>(std::numeric_limits<int64_t>::max())
+                             ? std::numeric_limits<int64_t>::max()
+                             : static_cast<int64_t>(n);
+    int64_t current = allocated_.load();
+    do {
+      if (want > limit - current) {
+        C10_THROW_ERROR(OutOfMemoryError,
+                        absl::StrCat("simulated device sim:0 out of memory: tried to allocate ",
+                                     want, " bytes with ", current, " bytes allocated, limit ",
+                                     limit, " bytes (capacity ", capacity_, " bytes)"));
+      }
+    } while (!allocated_.compare_exchange_weak(current, current + want));
+    const int64_t now = current + want;
+    int64_t peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
+  }
+
+  static void Delete(void* data);
+
+  c10::Allocator* const wrapped_;
+  const c10::DeleterFnPtr wrapped_delete_;
+  const int64_t capacity_;
+  std::atomic<int64_t> limit_;
+  mutable std::atomic<int64_t> allocated_{0};
+  mutable std::atomic<int64_t> peak_{0};
+};
+
+// Set once, when the simulated device is made; never freed, because blocks
+// it handed out may be freed at any time until the process exits.
+std::atomic<BudgetedCpuAllocator*> g_allocator{nullptr};
+std::atomic<bool> g_claimed{false};
+
+void BudgetedCpuAllocator::Delete(void* data) {
+  if (data == nullptr) return;
+  void* base = static_cast<char*>(data) - kHeaderBytes;
+  const auto* header = static_cast<const BlockHeader*>(base);
+  TORCH_INTERNAL_ASSERT_DEBUG_ONLY(header->magic == kHeaderMagic);
+  BudgetedCpuAllocator* self = g_allocator.load();
+  if (header->counted) self->allocated_.fetch_sub(static_cast<int64_t>(header->size));
+  self->wrapped_delete_(base);
+}
+
+at::Tensor CopyToCpu(const at::Tensor& t) {
+  return t.to(at::TensorOptions().device(c10::kCPU), /*non_blocking=*/false, /*copy=*/true);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SimulatedDevice>> SimulatedDevice::Create(int64_t capacity_bytes) {
+  if (capacity_bytes <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "simulated device: capacity must be a positive number of bytes, got ", capacity_bytes));
+  }
+  if (g_claimed.exchange(true)) {
+    return absl::FailedPreconditionError(
+        "simulated device: this process already made one (it replaces the process-wide CPU "
+        "allocator, so there can be only one)");
+  }
+  c10::Allocator* current = c10::GetCPUAllocator();
+  if (current->raw_deleter() == nullptr) {
+    return absl::FailedPreconditionError(
+        "simulated device: the installed CPU allocator has no raw deleter to wrap");
+  }
+  auto* allocator = new BudgetedCpuAllocator(current, capacity_bytes);
+  g_allocator.store(allocator);
+  c10::SetCPUAllocator(allocator, kAllocatorPriority);
+  if (c10::GetCPUAllocator() != allocator) {
+    return absl::FailedPreconditionError(
+        "simulated device: libtorch kept another CPU allocator of higher priority");
+  }
+  return std::unique_ptr<SimulatedDevice>(new SimulatedDevice());
+}
+
+core::DeviceMemory SimulatedDevice::Memory() const {
+  const BudgetedCpuAllocator& a = *g_allocator.load();
+  core::DeviceMemory m;
+  m.total_bytes = a.capacity();
+  m.allocated_bytes = a.allocated();
+  m.free_bytes = std::max<int64_t>(0, m.total_bytes - m.allocated_bytes);
+  m.reserved_bytes = m.allocated_bytes;
+  m.peak_bytes = a.peak();
+  return m;
+}
+
+void SimulatedDevice::ResetPeak() { g_allocator.load()->ResetPeak(); }
+
+void SimulatedDevice::CapAllocator(int64_t bytes) { g_allocator.load()->set_limit(bytes); }
+
+int64_t SimulatedDevice::limit_bytes() const { return g_allocator.load()->limit(); }
+
+at::Tensor SimulatedDevice::ToDevice(const at::Tensor& t) const {
+  CountingScope scope;
+  return CopyToCpu(t);
+}
+
+at::Tensor SimulatedDevice::ToHost(const at::Tensor& t) const {
+  UncountedScope scope;
+  return CopyToCpu(t);
+}
+
+at::Tensor SimulatedDevice::AllocateHost(int64_t bytes) const {
+  UncountedScope scope;
+  return at::empty({bytes}, at::TensorOptions().dtype(at::kByte));
+}
+
+std::unique_ptr<TorchDevice::ExecutionScope> SimulatedDevice::Enter() const {
+  return std::make_unique<CountingScope>();
+}
+
+}  // namespace bertserve::torchrt

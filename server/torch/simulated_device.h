@@ -1,0 +1,75 @@
+#ifndef BERTSERVE_SERVER_TORCH_SIMULATED_DEVICE_H_
+#define BERTSERVE_SERVER_TORCH_SIMULATED_DEVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/torch/torch_device.h"
+
+namespace bertserve::torchrt {
+
+// "sim:0": a device with a fixed capacity, made of ordinary CPU memory, for
+// CPU-only builds. Budgets, eviction and OOM recovery then run for real:
+// weights are real tensors and a forward that needs more than the room left
+// fails with a real c10::OutOfMemoryError from inside libtorch.
+//
+// How: Create() installs a budgeted allocator as c10's CPU allocator,
+// wrapping the one it replaces. Only allocations made on a thread inside a
+// device scope (Enter(), and ToDevice, which enters one) count; they fail
+// with c10::OutOfMemoryError ("out of memory", with the bytes asked, used
+// and the limit) when the counted bytes would pass the limit. Everything
+// else (host copies, tokenizer buffers, other threads, intra-op worker
+// threads of a forward) is allocated as before and never counted. A counted
+// block is tagged, so freeing it later on any thread, in scope or not,
+// gives its bytes back.
+//
+// The CPU allocator is global, so there is at most one simulated device per
+// process, ever: Create() refuses a second with FailedPrecondition, even
+// after the first is destroyed (its counted tensors may outlive it). The
+// allocator stays installed for the life of the process.
+//
+// Memory(): total = capacity; free = capacity - allocated; allocated =
+// counted live bytes; reserved = allocated (no cache); peak since ResetPeak.
+// Thread-safe (atomics).
+class SimulatedDevice : public TorchDevice {
+ public:
+  // `capacity_bytes` > 0, else InvalidArgument.
+  static absl::StatusOr<std::unique_ptr<SimulatedDevice>> Create(int64_t capacity_bytes);
+
+  SimulatedDevice(const SimulatedDevice&) = delete;
+  SimulatedDevice& operator=(const SimulatedDevice&) = delete;
+  ~SimulatedDevice() override = default;
+
+  std::string name() const override { return "sim:0"; }
+  bool has_budget() const override { return true; }
+  core::DeviceMemory Memory() const override;
+  void ResetPeak() override;
+  // Sets the limit counted allocations fail at to `bytes` clamped to
+  // [0, capacity], like setMemoryFraction on CUDA. Beyond the capacity it
+  // does nothing more than restore the capacity as the limit: the device
+  // never grows. Memory() keeps reporting the capacity as total.
+  void CapAllocator(int64_t bytes) override;
+  // No cache to release: freed bytes go back at once.
+  void ReleaseCachedMemory() override {}
+
+  c10::Device execution_device() const override { return c10::Device(c10::kCPU); }
+  // A counted clone.
+  at::Tensor ToDevice(const at::Tensor& t) const override;
+  // An uncounted clone, also when called inside a device scope.
+  at::Tensor ToHost(const at::Tensor& t) const override;
+  // Uncounted, also inside a device scope.
+  at::Tensor AllocateHost(int64_t bytes) const override;
+  std::unique_ptr<ExecutionScope> Enter() const override;
+
+  // The limit in force, in bytes (capacity, or a lower cap).
+  int64_t limit_bytes() const;
+
+ private:
+  SimulatedDevice() = default;
+};
+
+}  // namespace bertserve::torchrt
+
+#endif  // BERTSERVE_SERVER_TORCH_SIMULATED_DEVICE_H_

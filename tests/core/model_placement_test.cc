@@ -1,0 +1,249 @@
+// The VRAM budget, eviction and host tier of ModelRegistry, against a fake
+// device whose capacity the fake models' weights and activations really use.
+
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/model_registry.h"
+#include "tests/test_util/fake_model.h"
+
+namespace bertserve::core {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kBudget = 1000;
+// A forward costs 1 byte per padded token; warm-up runs at max_batch_tokens,
+// so each model's measured reserve is exactly that.
+constexpr char kConfig[] = "max_sequence_length: 8 batch { max_batch_tokens: 16 }";
+constexpr int64_t kReserve = 16;
+
+class PlacementTest : public ::testing::Test {
+ protected:
+  void Make(int64_t host_budget = 1 << 30) {
+    absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo_.root());
+    ASSERT_TRUE(r.ok());
+    loader_.SetActivationBytesPerToken(1);
+    RegistryOptions options;
+    options.device = &device_;
+    options.vram_budget = kBudget;
+    options.host_budget = host_budget;
+    auto registry = ModelRegistry::Create(*r, &loader_, options);
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+    registry_->AddPlacementListener([this](const PlacementEvent& e) {
+      absl::MutexLock lock(&mu_);
+      events_.push_back(std::string(PlacementKindName(e.kind)) + "/" + e.model +
+                        (e.ok ? "" : "/error"));
+    });
+  }
+
+  void AddModel(const std::string& name, int64_t weights, const std::string& extra = "") {
+    repo_.AddModel(name, std::string(kConfig) + " " + extra);
+    loader_.SetWeightBytes(name, weights);
+  }
+
+  int Resident() {
+    int n = 0;
+    for (const ModelInfo& info : registry_->List()) n += info.state == ModelState::kReady;
+    return n;
+  }
+
+  // Runs one forward through a handle, as a request would.
+  void Use(const std::string& name) {
+    absl::StatusOr<ModelHandle> handle = registry_->Acquire(name);
+    ASSERT_TRUE(handle.ok()) << name << ": " << handle.status();
+    InputBatch batch{1, 2, {5, 6}, {1, 1}, {0, 0}};
+    absl::MutexLock exclusive((*handle)->execution_mu);
+    ASSERT_TRUE((*handle)->model->Forward(batch).ok());
+  }
+
+  int Count(const std::string& event) {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(std::count(events_.begin(), events_.end(), event));
+  }
+
+  testing::TempRepository repo_;
+  testing::FakeDevice device_{kBudget};
+  testing::FakeLoader loader_{&device_};
+  std::unique_ptr<ModelRegistry> registry_;
+  absl::Mutex mu_;
+  std::vector<std::string> events_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(PlacementTest, WarmUpMeasuresReserveAndBudgetCountsIt) {
+  AddModel("a", 400);
+  Make();
+  absl::StatusOr<ModelInfo> info = registry_->Load("a");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(info->reserve_measured);
+  EXPECT_EQ(info->activation_reserve, kReserve);
+  EXPECT_EQ(info->device_bytes, 400);
+  EXPECT_EQ(info->host_bytes, 0);
+  EXPECT_EQ(registry_->Memory().reserved, 400 + kReserve);
+  EXPECT_EQ(device_.allocated(), 400);
+}
+
+TEST_F(PlacementTest, ThreeModelsOfFortyPercentRoundRobin) {
+  for (const char* name : {"a", "b", "c"}) AddModel(name, 400);
+  Make();
+  for (int round = 0; round < 10; ++round) {
+    for (const char* name : {"a", "b", "c"}) {
+      Use(name);
+      EXPECT_LE(Resident(), 2);
+      EXPECT_LE(device_.allocated(), kBudget);
+      EXPECT_LE(registry_->Memory().reserved, kBudget);
+    }
+  }
+  // Each model was loaded from disk once; every later use was a swap-in.
+  EXPECT_EQ(loader_.loads(), 3);
+  EXPECT_GT(Count("evict/a"), 0);
+  EXPECT_GT(Count("swap_in/a"), 0);
+  int64_t evictions = 0, swap_ins = 0;
+  for (const ModelInfo& info : registry_->List()) {
+    evictions += info.evictions;
+    swap_ins += info.swap_ins;
+  }
+  EXPECT_EQ(evictions, Count("evict/a") + Count("evict/b") + Count("evict/c"));
+  EXPECT_EQ(swap_ins, Count("swap_in/a") + Count("swap_in/b") + Count("swap_in/c"));
+  EXPECT_GE(swap_ins, 27);  // 30 uses, 3 cold loads
+}
+
+TEST_F(PlacementTest, TooLargeModelRefusedBeforeAnyByteMoves) {
+  AddModel("small", 400);
+  AddModel("huge", 1200);
+  Make();
+  ASSERT_TRUE(registry_->Load("small").ok());
+  const int64_t before = device_.allocated();
+  absl::StatusOr<ModelInfo> huge = registry_->Load("huge");
+  ASSERT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
+  const std::string message(huge.status().message());
+  EXPECT_THAT(message, HasSubstr("needs 2400 bytes"));  // weights + estimated reserve
+  EXPECT_THAT(message, HasSubstr("at most 1000 bytes"));
+  EXPECT_EQ(device_.allocated(), before);
+  EXPECT_EQ(registry_->Get("small")->state, ModelState::kReady);
+  EXPECT_EQ(registry_->Get("huge")->state, ModelState::kHost);
+  Use("small");
+}
+
+TEST_F(PlacementTest, HeldModelIsNeverEvicted) {
+  for (const char* name : {"a", "b", "c"}) AddModel(name, 400);
+  Make();
+  // Measure every reserve first (before measuring, a reserve is estimated as
+  // large as the weights), ending with a and b resident, a the older.
+  Use("c");
+  Use("a");
+  Use("b");
+  ASSERT_EQ(registry_->Get("c")->state, ModelState::kHost);
+  absl::StatusOr<ModelHandle> held = registry_->Acquire("a");
+  ASSERT_TRUE(held.ok());
+  testing::FakeModel* a = loader_.last_model("a");
+  absl::Notification started, release;
+  a->BlockNextForward(&started, &release);
+  std::thread batch([&] {
+    InputBatch input{1, 1, {5}, {1}, {0}};
+    EXPECT_TRUE((*held)->model->Forward(input).ok());
+  });
+  started.WaitForNotification();
+  // c needs room: b goes, although a is older, because a is in use.
+  ASSERT_TRUE(registry_->Load("c").ok()) << registry_->Load("c").status();
+  EXPECT_EQ(registry_->Get("a")->state, ModelState::kReady);
+  EXPECT_EQ(registry_->Get("b")->state, ModelState::kHost);
+  EXPECT_EQ(registry_->Get("c")->state, ModelState::kReady);
+  release.Notify();
+  batch.join();
+  held->reset();
+}
+
+TEST_F(PlacementTest, NothingEvictableMeansResourceExhausted) {
+  AddModel("pinned", 500, "pinned: true");
+  AddModel("other", 400);
+  Make();
+  ASSERT_TRUE(registry_->Load("pinned").ok());
+  absl::StatusOr<ModelInfo> other = registry_->Load("other");
+  ASSERT_EQ(other.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(other.status().message()), HasSubstr("in use or pinned"));
+  EXPECT_EQ(registry_->Get("pinned")->state, ModelState::kReady);
+}
+
+TEST_F(PlacementTest, OtherProcessesMemoryCounts) {
+  AddModel("a", 400);
+  Make();
+  device_.SetForeignBytes(700);
+  absl::StatusOr<ModelInfo> a = registry_->Load("a");
+  ASSERT_EQ(a.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(a.status().message()), HasSubstr("reports only 300 free"));
+  device_.SetForeignBytes(0);
+  EXPECT_TRUE(registry_->Load("a").ok());
+}
+
+TEST_F(PlacementTest, HostBudgetDropsOldestCopyAndItReloadsFromDisk) {
+  for (const char* name : {"a", "b", "c", "d"}) AddModel(name, 400);
+  Make(/*host_budget=*/800);
+  // First loads estimate the reserve as large as the weights, so each one
+  // evicts every other model: a, b, c pile up in the host tier, and the
+  // oldest copy (a) is dropped once they exceed 800 bytes.
+  for (const char* name : {"a", "b", "c", "d"}) Use(name);
+  EXPECT_EQ(registry_->Get("a")->state, ModelState::kUnloaded);
+  EXPECT_EQ(registry_->Get("a")->unloads, 1);
+  EXPECT_EQ(registry_->Get("b")->state, ModelState::kHost);
+  EXPECT_EQ(registry_->Get("c")->state, ModelState::kHost);
+  EXPECT_EQ(registry_->Memory().host_bytes, 800);
+  EXPECT_EQ(loader_.loads_of("a"), 1);
+  // a comes back from disk, correctly; its measured reserve is remembered, so
+  // d stays resident beside it.
+  Use("a");
+  EXPECT_EQ(loader_.loads_of("a"), 2);
+  EXPECT_EQ(registry_->Get("a")->state, ModelState::kReady);
+  EXPECT_EQ(registry_->Get("a")->labels.size(), 2u);
+  EXPECT_EQ(registry_->Get("d")->state, ModelState::kReady);
+  // Swap-ins come from the host tier, never from disk.
+  Use("b");
+  Use("c");
+  EXPECT_EQ(loader_.loads_of("b"), 1);
+  EXPECT_EQ(loader_.loads_of("c"), 1);
+  EXPECT_LE(registry_->Memory().host_bytes, 800);
+}
+
+TEST_F(PlacementTest, FiftyLoadUnloadCyclesReturnToBaseline) {
+  AddModel("a", 400);
+  AddModel("b", 300);
+  Make();
+  const int64_t device_baseline = device_.allocated();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(registry_->Load("a").ok());
+    ASSERT_TRUE(registry_->Load("b").ok());
+    Use(i % 2 ? "a" : "b");
+    ASSERT_TRUE(registry_->Unload("a").ok());
+    ASSERT_TRUE(registry_->Unload("b").ok());
+  }
+  EXPECT_EQ(device_.allocated(), device_baseline);
+  const MemorySnapshot m = registry_->Memory();
+  EXPECT_EQ(m.reserved, 0);
+  EXPECT_EQ(m.host_bytes, 0);
+  EXPECT_EQ(registry_->Get("a")->unloads, 50);
+}
+
+TEST_F(PlacementTest, RequestPlacesModelOnItsOwn) {
+  AddModel("a", 400);
+  Make();
+  EXPECT_EQ(registry_->Get("a")->state, ModelState::kUnloaded);
+  Use("a");
+  EXPECT_EQ(registry_->Get("a")->state, ModelState::kReady);
+  EXPECT_EQ(Count("load/a"), 1);
+}
+
+TEST_F(PlacementTest, CpuModelsNeedNoBudget) {
+  AddModel("big-cpu", 5000, "device: DEVICE_CPU");
+  Make();
+  absl::StatusOr<ModelInfo> info = registry_->Load("big-cpu");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->device, "cpu");
+  EXPECT_EQ(registry_->Memory().reserved, 0);
+  EXPECT_EQ(device_.allocated(), 0);
+}
+
+}  // namespace
+}  // namespace bertserve::core
