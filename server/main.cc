@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
+#include "server/core/batcher.h"
 #include "server/core/byte_size.h"
 #include "server/core/classifier.h"
 #include "server/core/model_config.h"
@@ -55,6 +56,10 @@ void FillDefaults(v1::ServerConfig* c) {
   if (c->vram_budget().empty()) c->set_vram_budget("90%");
   if (c->host_budget().empty()) c->set_host_budget("8GiB");
   if (c->simulated_device_memory().empty()) c->set_simulated_device_memory("1GiB");
+  if (c->max_queued_inputs_per_model() <= 0) c->set_max_queued_inputs_per_model(1024);
+  if (c->max_queued_tokens_per_model() <= 0) c->set_max_queued_tokens_per_model(1 << 20);
+  if (c->max_queued_inputs() <= 0) c->set_max_queued_inputs(4096);
+  if (c->max_queued_tokens() <= 0) c->set_max_queued_tokens(4 << 20);
 }
 
 // The device and the memory limits the flags ask for, checked against what
@@ -122,6 +127,41 @@ absl::StatusOr<Placement> MakePlacement(const v1::ServerConfig& config) {
   p.options.host_budget = host->bytes;
   return p;
 }
+
+// Batching events into Prometheus (metrics stays free of core types).
+class MetricsBatchObserver : public core::BatchObserver {
+ public:
+  explicit MetricsBatchObserver(metrics::ServerMetrics* metrics) : metrics_(metrics) {}
+  void OnBatch(const std::string& model, int rows, int64_t padded_tokens, int64_t real_tokens,
+               double seconds) override {
+    metrics_->RecordBatch(model, rows, padded_tokens, real_tokens, seconds);
+  }
+  void OnQueued(const std::string& model, double seconds) override {
+    metrics_->RecordQueueWait(model, seconds);
+  }
+  void OnOom(const std::string& model) override {
+    metrics_->RecordOom(model);
+    spdlog::warn("model {}: forward ran out of memory; splitting the batch", model);
+  }
+  void OnSplit(const std::string& model) override { metrics_->RecordSplit(model); }
+  void OnTokenLimit(const std::string& model, int64_t tokens, int change) override {
+    metrics_->SetBatchTokenLimit(model, tokens, change);
+    if (change != 0) {
+      spdlog::info("model {}: batch token limit {} to {}", model, change < 0 ? "lowered" : "raised",
+                   tokens);
+    }
+  }
+  void OnQueueDepth(const std::string& model, int64_t inputs) override {
+    metrics_->SetQueueDepth(model, inputs);
+  }
+  void OnExpired(const std::string& model) override { metrics_->RecordExpired(model); }
+  void OnTokenized(const std::string& model, double seconds) override {
+    metrics_->RecordTokenize(model, seconds);
+  }
+
+ private:
+  metrics::ServerMetrics* const metrics_;
+};
 
 // "0.0.0.0:0" with the port the server got -> "0.0.0.0:43121".
 std::string WithPort(const std::string& address, int port) {
@@ -195,9 +235,11 @@ int Run(const Flags& flags) {
     if (info.state == core::ModelState::kFailed) {
       spdlog::error("model {} failed: {}", info.name, info.last_error);
     } else {
-      spdlog::info("model {} is {} (device={}, weight_bytes={}, device_bytes={}, host_bytes={})",
+      spdlog::info("model {} is {} (device={}, weight_bytes={}, device_bytes={}, host_bytes={}, "
+                   "activation_reserve={}, batch_token_limit={} of {} configured)",
                    info.name, std::string(core::ModelStateName(info.state)), info.device,
-                   info.weight_bytes, info.device_bytes, info.host_bytes);
+                   info.weight_bytes, info.device_bytes, info.host_bytes, info.activation_reserve,
+                   info.batch_token_limit, info.config.batch().max_batch_tokens());
     }
   });
   registry.AddPlacementListener([&metrics](const core::PlacementEvent& e) {
@@ -242,10 +284,26 @@ int Run(const Flags& flags) {
   // Placement calls block for seconds; their own threads keep them from
   // starving inference.
   core::WorkerPool admin_pool(2);
-  core::Classifier classifier(&registry);
+  grpcsvc::HealthService health;
+  core::BatcherOptions batching;
+  batching.max_queued_inputs_per_model = config.max_queued_inputs_per_model();
+  batching.max_queued_tokens_per_model = config.max_queued_tokens_per_model();
+  batching.max_queued_inputs = config.max_queued_inputs();
+  batching.max_queued_tokens = config.max_queued_tokens();
+  MetricsBatchObserver batch_metrics(&metrics);
+  batching.observer = &batch_metrics;
+  // A device error that poisons the CUDA context cannot be recovered in
+  // process: liveness fails so the orchestrator restarts the pod.
+  batching.on_device_lost = [&health](const absl::Status& error) {
+    spdlog::critical("execution device failed, liveness is now NOT_SERVING (restart needed): {}",
+                     std::string(error.message()));
+    health.SetServing(grpcsvc::kReadinessService, false);
+    health.SetServing(grpcsvc::kLivenessService, false);
+  };
+  core::Batcher batcher(&registry, batching);
+  core::Classifier classifier(&registry, &batcher, &batch_metrics);
   grpcsvc::InferenceService inference(&classifier, &registry, &inference_pool, &observer);
   grpcsvc::ModelsService models(&registry, &admin_pool, &observer);
-  grpcsvc::HealthService health;
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -356,6 +414,25 @@ int main(int argc, char** argv) {
   auto* sim_opt = app.add_option("--simulated-device-memory", sim_memory,
                                  "Capacity of the simulated device, with --device sim "
                                  "(default 1GiB)");
+  int64_t queued_inputs_per_model = 0, queued_tokens_per_model = 0, queued_inputs = 0,
+          queued_tokens = 0;
+  auto* qipm_opt =
+      app.add_option("--max-queued-inputs-per-model", queued_inputs_per_model,
+                     "Inputs one model's batch queue holds before requests are refused with "
+                     "RESOURCE_EXHAUSTED (default 1024)")
+          ->check(CLI::PositiveNumber);
+  auto* qtpm_opt =
+      app.add_option("--max-queued-tokens-per-model", queued_tokens_per_model,
+                     "Tokens one model's batch queue holds before refusing (default 1048576)")
+          ->check(CLI::PositiveNumber);
+  auto* qi_opt = app.add_option("--max-queued-inputs", queued_inputs,
+                                "Inputs all batch queues together hold before refusing "
+                                "(default 4096)")
+                     ->check(CLI::PositiveNumber);
+  auto* qt_opt = app.add_option("--max-queued-tokens", queued_tokens,
+                                "Tokens all batch queues together hold before refusing "
+                                "(default 4194304)")
+                     ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
 
   if (!flags.config_file.empty()) {
@@ -380,6 +457,10 @@ int main(int argc, char** argv) {
   if (*reserve_opt) c.set_vram_reserve(vram_reserve);
   if (*host_opt) c.set_host_budget(host_budget);
   if (*sim_opt) c.set_simulated_device_memory(sim_memory);
+  if (*qipm_opt) c.set_max_queued_inputs_per_model(queued_inputs_per_model);
+  if (*qtpm_opt) c.set_max_queued_tokens_per_model(queued_tokens_per_model);
+  if (*qi_opt) c.set_max_queued_inputs(queued_inputs);
+  if (*qt_opt) c.set_max_queued_tokens(queued_tokens);
   if (*load_opt) {
     c.clear_load();
     for (absl::string_view name : absl::StrSplit(load, ',', absl::SkipWhitespace())) {

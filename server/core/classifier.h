@@ -1,9 +1,12 @@
 #ifndef BERTSERVE_SERVER_CORE_CLASSIFIER_H_
 #define BERTSERVE_SERVER_CORE_CLASSIFIER_H_
 
+#include <functional>
+
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "bertserve/v1/inference.pb.h"
+#include "server/core/batcher.h"
 #include "server/core/model_registry.h"
 
 namespace bertserve::core {
@@ -12,16 +15,27 @@ namespace bertserve::core {
 // "all labels" (use 0 for that).
 inline constexpr int kMaxTopK = 65536;
 
-// The request path below gRPC: validate, tokenize, pad, run the model, score.
-// Every error names the input and field at fault. Thread-safe; holds a model
-// handle only for the duration of one call.
+// The request path below gRPC: validate, tokenize, queue the inputs with the
+// Batcher, score the rows it returns. Every error names the input and field
+// at fault. Thread-safe; a request holds its model handle from validation
+// until its last row is back, so the model is not evicted under it.
 class Classifier {
  public:
-  // `registry` must outlive the classifier.
-  explicit Classifier(ModelRegistry* registry) : registry_(registry) {}
+  using Respond = std::function<void(absl::StatusOr<v1::ClassifyResponse>)>;
+
+  // `registry` and `batcher` must outlive the classifier; `observer` (may be
+  // null) is told tokenization times.
+  Classifier(ModelRegistry* registry, Batcher* batcher, BatchObserver* observer = nullptr)
+      : registry_(registry), batcher_(batcher), observer_(observer) {}
 
   // `received` is when the request arrived, for the queue time; a model that
-  // is not READY is placed first, within `deadline`.
+  // is not READY is placed first, within `deadline`. `respond` runs exactly
+  // once: on this thread when the request fails before its inputs are
+  // queued, else on the batch executor that ran its last input.
+  void ClassifyAsync(const v1::ClassifyRequest& request, absl::Time received,
+                     absl::Time deadline, Respond respond) const;
+
+  // ClassifyAsync, waiting for the answer.
   absl::StatusOr<v1::ClassifyResponse> Classify(
       const v1::ClassifyRequest& request, absl::Time received,
       absl::Time deadline = absl::InfiniteFuture()) const;
@@ -31,6 +45,8 @@ class Classifier {
 
  private:
   ModelRegistry* const registry_;
+  Batcher* const batcher_;
+  BatchObserver* const observer_;
 };
 
 }  // namespace bertserve::core

@@ -198,6 +198,7 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
         options_.device->name(), " can give at most ", budget, " bytes (", FormatBytes(budget),
         ") even with every other model evicted"));
   }
+  const absl::Time hold_deadline = absl::Now() + options_.hold_wait;
   while (true) {
     std::string victim;
     int64_t cost_with = 0, held = 0;
@@ -219,6 +220,15 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
         }
       }
       held = fixed.ResidentCost();
+      // Models only a request's hold keeps on the device: worth waiting for
+      // (batches finish in milliseconds), for a bounded time.
+      std::vector<std::string> held_names;
+      for (auto& [other, entry] : models_) {
+        if (other != name && budget_.Contains(other) && entry.info.state == ModelState::kReady &&
+            entry.info.in_use > 0 && !entry.info.config.pinned()) {
+          held_names.push_back(other);
+        }
+      }
       const DeviceMemory memory = options_.device->Memory();
       // Other processes count: the device must have the bytes, not only the
       // budget. Allocator cache (reserved, not allocated) is reusable.
@@ -226,6 +236,21 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
           memory.free_bytes + std::max<int64_t>(0, memory.reserved_bytes - memory.allocated_bytes);
       const int64_t increment = cost_with - budget_.ResidentCost();
       if (cost_with <= budget && increment <= physically_free) return absl::OkStatus();
+      if (victim.empty() && !held_names.empty() && absl::Now() < hold_deadline) {
+        std::pair<ModelRegistry*, std::vector<std::string>*> waiting{this, &held_names};
+        mu_.AwaitWithDeadline(
+            absl::Condition(
+                +[](std::pair<ModelRegistry*, std::vector<std::string>*>* arg)
+                    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                      for (const std::string& n : *arg->second) {
+                        if (arg->first->models_[n].info.in_use == 0) return true;
+                      }
+                      return false;
+                    },
+                &waiting),
+            hold_deadline);
+        continue;
+      }
       if (victim.empty()) {
         if (cost_with > budget) {
           return absl::ResourceExhaustedError(absl::StrCat(
@@ -299,6 +324,10 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
   if (known_labels > 0) {
     // Measured before (a swap-in, or a reload of the same files): the labels
     // are known and the reserve stands.
+    {
+      absl::MutexLock lock(&mu_);
+      loaded.token_limit = models_[name].info.batch_token_limit;
+    }
     if (loaded.labels.empty()) {
       for (int i = 0; i < known_labels; ++i) {
         loaded.labels.push_back(config.labels_size() > 0 ? config.labels(i)
@@ -308,32 +337,47 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
     return absl::OkStatus();
   }
   // A forward at the batch token limit: as many full-length rows as fit.
-  const int64_t columns =
-      std::min<int64_t>(config.max_sequence_length(), config.batch().max_batch_tokens());
-  InputBatch batch;
-  batch.batch_size = std::max<int64_t>(1, config.batch().max_batch_tokens() / columns);
-  batch.sequence_length = columns;
-  const size_t cells = batch.batch_size * batch.sequence_length;
-  batch.input_ids.assign(cells, loaded.tokenizer->pad_id());
-  batch.attention_mask.assign(cells, 1);
-  batch.token_type_ids.assign(cells, 0);
-
+  // Out of memory there lowers the limit (halving the rows, then the
+  // columns) until a forward fits; that proven limit is what batches use.
+  const int64_t configured = config.batch().max_batch_tokens();
+  int64_t columns = std::min<int64_t>(config.max_sequence_length(), configured);
+  int64_t rows = std::max<int64_t>(1, configured / columns);
   absl::StatusOr<Logits> logits;
   int64_t peak = 0;
-  {
-    // Exclusive use of the device, so the peak is this forward's alone.
-    absl::MutexLock exclusive(loaded.execution_mu != nullptr ? loaded.execution_mu
-                                                             : &execution_mu_);
-    const int64_t base = options_.device->Memory().allocated_bytes;
-    options_.device->ResetPeak();
-    logits = loaded.model->Forward(batch);
-    peak = std::max<int64_t>(0, options_.device->Memory().peak_bytes - base);
+  while (true) {
+    InputBatch batch;
+    batch.batch_size = rows;
+    batch.sequence_length = columns;
+    const size_t cells = batch.batch_size * batch.sequence_length;
+    batch.input_ids.assign(cells, loaded.tokenizer->pad_id());
+    batch.attention_mask.assign(cells, 1);
+    batch.token_type_ids.assign(cells, 0);
+    {
+      // Exclusive use of the device, so the peak is this forward's alone.
+      absl::MutexLock exclusive(loaded.execution_mu != nullptr ? loaded.execution_mu
+                                                               : &execution_mu_);
+      const int64_t base = options_.device->Memory().allocated_bytes;
+      options_.device->ResetPeak();
+      logits = loaded.model->Forward(batch);
+      peak = std::max<int64_t>(0, options_.device->Memory().peak_bytes - base);
+    }
+    if (logits.ok() || !absl::IsResourceExhausted(logits.status()) ||
+        (rows == 1 && columns <= 8)) {
+      break;
+    }
+    if (rows > 1) {
+      rows /= 2;
+    } else {
+      columns /= 2;
+    }
   }
   if (!logits.ok()) {
     return absl::Status(logits.status().code(),
-                        absl::StrCat("warm-up forward at ", cells, " tokens failed: ",
+                        absl::StrCat("warm-up forward at ", rows * columns, " tokens failed: ",
                                      logits.status().message()));
   }
+  loaded.token_limit = rows * columns;
+
   const int num_labels = static_cast<int>(logits->cols);
   if (num_labels < 1) return absl::InvalidArgumentError("the model produced no logits");
   if (config.labels_size() > 0 && config.labels_size() != num_labels) {
@@ -350,6 +394,7 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
   Entry& entry = models_[name];
   entry.info.num_labels = num_labels;
   entry.info.labels = loaded.labels;
+  entry.info.batch_token_limit = loaded.token_limit;
   if (entry.budgeted) {
     entry.info.activation_reserve = peak;
     entry.info.reserve_measured = true;

@@ -144,6 +144,31 @@ void ModelRegistry::Release(const std::string& name) {
   it->second.info.last_used = absl::Now();
 }
 
+absl::Status ModelRegistry::EvictIdle(const std::string& keep) {
+  auto job = placements_.Submit(
+      absl::StrCat("evict-idle/", keep),
+      [this, keep]() -> absl::Status {
+        while (true) {
+          std::string victim;
+          {
+            absl::MutexLock lock(&mu_);
+            for (auto& [name, entry] : models_) {
+              if (name != keep && entry.budgeted && entry.info.state == ModelState::kReady &&
+                  entry.info.in_use == 0 && !entry.info.config.pinned() && !entry.unloading) {
+                victim = name;
+                break;
+              }
+            }
+            if (victim.empty()) return absl::OkStatus();
+            models_[victim].info.state = ModelState::kEvicting;  // claimed under the lock
+          }
+          if (absl::Status s = Evict(victim); !s.ok()) return s;
+        }
+      },
+      /*urgent=*/true);
+  return job->Wait();
+}
+
 std::shared_ptr<const PlacementQueue::Job> ModelRegistry::SubmitPlace(const std::string& name,
                                                                       bool urgent) {
   return placements_.Submit(

@@ -33,6 +33,9 @@ struct LoadedModel {
   // Held around Forward: one batch executes per budgeted device at a time, so
   // activation reserves do not add up. Null for models executing on the CPU.
   absl::Mutex* execution_mu = nullptr;
+  // Tokens (longest x rows) a forward at warm-up proved to fit: the
+  // configured max_batch_tokens, or less when that ran out of memory.
+  int64_t token_limit = 0;
 };
 
 // A request's hold on a READY model, for exactly the request's duration. While
@@ -56,6 +59,7 @@ struct ModelInfo {
   v1::ModelConfig config;
   absl::Time last_used = absl::InfinitePast();
   int in_use = 0;                   // handles held by requests
+  int64_t batch_token_limit = 0;    // tokens; proven at warm-up (0 before)
   int64_t loads = 0, swap_ins = 0, evictions = 0, unloads = 0;
   double last_load_seconds = 0, last_swap_in_seconds = 0;
 };
@@ -88,6 +92,9 @@ struct RegistryOptions {
   Device* device = nullptr;  // execution device of budgeted models; required
   int64_t vram_budget = 0;   // bytes; ignored when !device->has_budget()
   int64_t host_budget = 0;   // bytes of weights the host tier may hold
+  // How long a placement waits for requests to let go of models it must
+  // evict before it gives up with ResourceExhausted.
+  absl::Duration hold_wait = absl::Seconds(10);
 };
 
 // Owns every model of a repository, its state machine, the VRAM budget of one
@@ -128,6 +135,11 @@ class ModelRegistry {
   absl::StatusOr<ModelHandle> Acquire(const std::string& name,
                                       absl::Time deadline = absl::InfiniteFuture())
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Moves every idle (no handle held), unpinned READY model except `keep`
+  // to the host tier, through the placement queue ahead of background work;
+  // returns once done. For an input that does not fit on the device alone.
+  absl::Status EvictIdle(const std::string& keep) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<ModelInfo> Get(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   // Every model, sorted by name; rescans the repository so new ones appear.

@@ -14,11 +14,12 @@ std::string InferenceService::ModelLabel(const std::string& name) const {
 grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext* context,
                                                      const grpc::ByteBuffer* request,
                                                      grpc::ByteBuffer* response) {
-  return RunUnary<v1::ClassifyRequest, v1::ClassifyResponse>(
+  return RunUnaryAsync<v1::ClassifyRequest, v1::ClassifyResponse>(
       context, request, response, pool_, "Classify", observer_,
       [this](const v1::ClassifyRequest& r) { return ModelLabel(r.model()); },
-      [this, context](const v1::ClassifyRequest& r, absl::Time received) {
-        return classifier_->Classify(r, received, DeadlineOf(context));
+      [this, context](const v1::ClassifyRequest& r, absl::Time received,
+                      std::function<void(absl::StatusOr<v1::ClassifyResponse>)> respond) {
+        classifier_->ClassifyAsync(r, received, DeadlineOf(context), std::move(respond));
       });
 }
 

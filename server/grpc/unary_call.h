@@ -2,6 +2,7 @@
 #define BERTSERVE_SERVER_GRPC_UNARY_CALL_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -62,6 +63,44 @@ grpc::ServerUnaryReactor* RunUnary(
                   absl::ToDoubleSeconds(absl::Now() - received));
     }
     reactor->Finish(result);
+  });
+  return reactor;
+}
+
+// RunUnary for handlers that answer later: `handler` runs on `pool` and
+// must call its `respond` argument exactly once, from any thread.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* RunUnaryAsync(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes, core::WorkerPool* pool, absl::string_view method,
+    const CallObserver* observer, std::function<std::string(const Request&)> model_label,
+    std::function<void(const Request&, absl::Time received,
+                       std::function<void(absl::StatusOr<Response>)> respond)>
+        handler) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time received = absl::Now();
+  pool->Submit([=, method = std::string(method)] {
+    auto request = std::make_shared<Request>();
+    auto finish = [=](const std::string& model, absl::Status status) {
+      grpc::Status result = ToGrpcStatus(status);
+      if (observer != nullptr && *observer) {
+        (*observer)(model, method, result.error_code(),
+                    absl::ToDoubleSeconds(absl::Now() - received));
+      }
+      reactor->Finish(result);
+    };
+    absl::Status status = ParseRequest(*request_bytes, request.get());
+    if (!status.ok()) return finish("", status);
+    const std::string model = model_label(*request);
+    if (context->deadline() < std::chrono::system_clock::now()) {
+      return finish(model, absl::DeadlineExceededError(
+                               "deadline passed before the request was started"));
+    }
+    if (context->IsCancelled()) return finish(model, absl::CancelledError("client cancelled"));
+    handler(*request, received, [=](absl::StatusOr<Response> response) {
+      finish(model, response.ok() ? SerializeResponse(*response, response_bytes)
+                                  : response.status());
+    });
   });
   return reactor;
 }

@@ -64,11 +64,112 @@ ServerMetrics::ServerMetrics()
                          "Host memory holding offloaded weights (pinned where CUDA exists).")),
       host_budget_(Gauge("bertserve_host_budget_bytes", "The host tier's budget.")),
       placement_queue_depth_(Gauge("bertserve_placement_queue_depth",
-                                   "Placement jobs queued and not yet started.")) {}
+                                   "Placement jobs queued and not yet started.")),
+      oom_events_(Counter("bertserve_oom_events_total",
+                          "Out-of-memory errors caught in forward passes, per model.")),
+      batch_splits_(Counter("bertserve_batch_splits_total",
+                            "Batches split in halves after running out of memory.")),
+      expired_(Counter("bertserve_expired_inputs_total",
+                       "Inputs dropped from a batch queue because their deadline passed; "
+                       "they never reached a forward pass.")),
+      batch_token_limit_(Gauge("bertserve_batch_token_limit",
+                               "Current adaptive batch token limit (longest x rows), tokens.")),
+      token_limit_changes_(Counter("bertserve_batch_token_limit_changes_total",
+                                   "Changes of the batch token limit, by direction "
+                                   "(down after OOM, up after a run of successes).")),
+      batch_size_(Histogram("bertserve_batch_size", "Inputs per executed forward pass.")),
+      batch_tokens_(Histogram("bertserve_batch_tokens",
+                              "Padded tokens (longest x rows) per executed forward pass.")),
+      padding_ratio_(Histogram("bertserve_padding_ratio",
+                               "Real tokens / padded tokens per executed forward pass.")),
+      queue_depth_(Gauge("bertserve_queue_depth", "Inputs waiting in the model's batch queue.")),
+      queue_duration_(Histogram("bertserve_queue_duration_seconds",
+                                "Time an input waited in its batch queue.")),
+      compute_duration_(Histogram("bertserve_compute_duration_seconds",
+                                  "Time per executed forward pass.")),
+      tokenize_duration_(Histogram("bertserve_tokenize_duration_seconds",
+                                   "Time to tokenize one request's inputs.")) {}
 
 prometheus::Family<prometheus::Gauge>& ServerMetrics::Gauge(const std::string& name,
                                                            const std::string& help) {
   return prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+}
+
+prometheus::Family<prometheus::Counter>& ServerMetrics::Counter(const std::string& name,
+                                                               const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(*registry_);
+}
+
+prometheus::Family<prometheus::Histogram>& ServerMetrics::Histogram(const std::string& name,
+                                                                   const std::string& help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_);
+}
+
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& PowersOfTwo(double top) {
+  static const auto* const rows = new prometheus::Histogram::BucketBoundaries{
+      1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+  static const auto* const tokens = new prometheus::Histogram::BucketBoundaries{
+      16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
+  return top <= 1024 ? *rows : *tokens;
+}
+
+const prometheus::Histogram::BucketBoundaries& RatioBuckets() {
+  static const auto* const b =
+      new prometheus::Histogram::BucketBoundaries{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7,
+                                                  0.8, 0.85, 0.9, 0.95, 1.0};
+  return *b;
+}
+
+}  // namespace
+
+void ServerMetrics::RecordBatch(const std::string& model, int rows, int64_t padded_tokens,
+                                int64_t real_tokens, double seconds) {
+  const prometheus::Labels labels{{"model", model}};
+  batch_size_.Add(labels, PowersOfTwo(1024)).Observe(rows);
+  batch_tokens_.Add(labels, PowersOfTwo(65536)).Observe(static_cast<double>(padded_tokens));
+  if (padded_tokens > 0) {
+    padding_ratio_.Add(labels, RatioBuckets())
+        .Observe(static_cast<double>(real_tokens) / static_cast<double>(padded_tokens));
+  }
+  compute_duration_.Add(labels, LatencyBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::RecordQueueWait(const std::string& model, double seconds) {
+  queue_duration_.Add({{"model", model}}, LatencyBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::RecordTokenize(const std::string& model, double seconds) {
+  tokenize_duration_.Add({{"model", model}}, LatencyBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::RecordOom(const std::string& model) {
+  oom_events_.Add({{"model", model}}).Increment();
+}
+
+void ServerMetrics::RecordSplit(const std::string& model) {
+  batch_splits_.Add({{"model", model}}).Increment();
+}
+
+void ServerMetrics::RecordExpired(const std::string& model) {
+  expired_.Add({{"model", model}}).Increment();
+}
+
+void ServerMetrics::SetBatchTokenLimit(const std::string& model, int64_t tokens, int change) {
+  batch_token_limit_.Add({{"model", model}}).Set(static_cast<double>(tokens));
+  // Both directions exist from the first value on, so rates start at 0.
+  auto& down = token_limit_changes_.Add({{"model", model}, {"direction", "down"}});
+  auto& up = token_limit_changes_.Add({{"model", model}, {"direction", "up"}});
+  if (change < 0) down.Increment();
+  if (change > 0) up.Increment();
+  oom_events_.Add({{"model", model}});
+  batch_splits_.Add({{"model", model}});
+  expired_.Add({{"model", model}});
+}
+
+void ServerMetrics::SetQueueDepth(const std::string& model, int64_t inputs) {
+  queue_depth_.Add({{"model", model}}).Set(static_cast<double>(inputs));
 }
 
 void ServerMetrics::SetActivationReserve(const std::string& model, double bytes) {

@@ -59,12 +59,29 @@ class ServerMetrics {
   void RecordPlacement(const std::string& model, absl::string_view kind, bool ok,
                        double seconds);
   void SetMemory(const MemoryGauges& gauges);
+
+  // Batching (see core::BatchObserver). A forward of `rows` inputs padded to
+  // `padded_tokens`, `real_tokens` of them real, in `seconds`.
+  void RecordBatch(const std::string& model, int rows, int64_t padded_tokens,
+                   int64_t real_tokens, double seconds);
+  void RecordQueueWait(const std::string& model, double seconds);
+  void RecordTokenize(const std::string& model, double seconds);
+  void RecordOom(const std::string& model);
+  void RecordSplit(const std::string& model);
+  void RecordExpired(const std::string& model);
+  // `change` < 0 lowered, > 0 raised, 0 first set.
+  void SetBatchTokenLimit(const std::string& model, int64_t tokens, int change);
+  void SetQueueDepth(const std::string& model, int64_t inputs);
   // Runs before every scrape, so gauges read at that instant are current.
   void SetScrapeHook(std::function<void()> hook);
 
  private:
   ServerMetrics();
   prometheus::Family<prometheus::Gauge>& Gauge(const std::string& name, const std::string& help);
+  prometheus::Family<prometheus::Counter>& Counter(const std::string& name,
+                                                   const std::string& help);
+  prometheus::Family<prometheus::Histogram>& Histogram(const std::string& name,
+                                                       const std::string& help);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
@@ -85,6 +102,18 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>& host_memory_;
   prometheus::Family<prometheus::Gauge>& host_budget_;
   prometheus::Family<prometheus::Gauge>& placement_queue_depth_;
+  prometheus::Family<prometheus::Counter>& oom_events_;
+  prometheus::Family<prometheus::Counter>& batch_splits_;
+  prometheus::Family<prometheus::Counter>& expired_;
+  prometheus::Family<prometheus::Gauge>& batch_token_limit_;
+  prometheus::Family<prometheus::Counter>& token_limit_changes_;
+  prometheus::Family<prometheus::Histogram>& batch_size_;
+  prometheus::Family<prometheus::Histogram>& batch_tokens_;
+  prometheus::Family<prometheus::Histogram>& padding_ratio_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Histogram>& queue_duration_;
+  prometheus::Family<prometheus::Histogram>& compute_duration_;
+  prometheus::Family<prometheus::Histogram>& tokenize_duration_;
   // Declared last: stops serving before the families it reads go away.
   std::unique_ptr<MetricsHttpServer> http_;
 };

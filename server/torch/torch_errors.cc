@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "c10/util/Exception.h"
+#include "server/core/batcher.h"
 
 namespace bertserve::torchrt {
 namespace {
@@ -48,7 +49,21 @@ absl::Status StatusFromException(const std::exception& e, absl::string_view cont
   }
   const std::string text = absl::StrCat(context, ": ", FirstLine(message));
   if (IsOutOfMemory(e)) return absl::ResourceExhaustedError(text);
+  if (IsStickyDeviceError(e)) return core::MarkDeviceLost(absl::InternalError(text));
   return absl::Status(code, text);
+}
+
+bool IsStickyDeviceError(const std::exception& e) {
+  // CUDA errors after which the context is unusable for the life of the
+  // process (every later call fails the same way).
+  const std::string message = absl::AsciiStrToLower(Message(e));
+  for (absl::string_view sticky :
+       {"illegal memory access", "device-side assert", "unspecified launch failure",
+        "illegal instruction", "misaligned address", "uncorrectable ecc error",
+        "cuda error: launch failed", "hardware stack error"}) {
+    if (absl::StrContains(message, sticky)) return true;
+  }
+  return false;
 }
 
 }  // namespace bertserve::torchrt

@@ -14,7 +14,12 @@ namespace bertserve::torchrt {
 // message) a message saying "out of memory" or CUBLAS_STATUS_ALLOC_FAILED.
 bool IsOutOfMemory(const std::exception& e);
 
-// The Status for a libtorch exception: ResourceExhausted for OOM, otherwise
+// True for CUDA errors that leave the device unusable for this process
+// (illegal memory access, device-side assert and the like).
+bool IsStickyDeviceError(const std::exception& e);
+
+// The Status for a libtorch exception: core::MarkDeviceLost'ed Internal for
+// sticky device errors; ResourceExhausted for OOM, otherwise
 // `code`. The message starts with `context` and keeps only the first line of
 // libtorch's text (the rest is a C++ stack trace).
 absl::Status StatusFromException(const std::exception& e, absl::string_view context,

@@ -30,7 +30,8 @@ class ClassifierTest : public ::testing::Test {
     ASSERT_TRUE(registry.ok());
     registry_ = *std::move(registry);
     ASSERT_TRUE(registry_->Load("m").ok());
-    classifier_ = std::make_unique<Classifier>(registry_.get());
+    batcher_ = std::make_unique<Batcher>(registry_.get(), BatcherOptions{});
+    classifier_ = std::make_unique<Classifier>(registry_.get(), batcher_.get());
   }
 
   static v1::ClassifyRequest Request(std::vector<std::string> texts) {
@@ -44,6 +45,7 @@ class ClassifierTest : public ::testing::Test {
   testing::FakeDevice cpu_{0, /*has_budget=*/false};
   testing::FakeLoader loader_;
   std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<Classifier> classifier_;
 };
 

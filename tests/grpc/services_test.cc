@@ -39,7 +39,8 @@ class ServicesTest : public ::testing::TestWithParam<int> {
     registry_ = *std::move(registry);
     ASSERT_TRUE(registry_->Load("m").ok());
     pool_ = std::make_unique<core::WorkerPool>(GetParam());
-    classifier_ = std::make_unique<core::Classifier>(registry_.get());
+    batcher_ = std::make_unique<core::Batcher>(registry_.get(), core::BatcherOptions{});
+    classifier_ = std::make_unique<core::Classifier>(registry_.get(), batcher_.get());
     observer_ = [this](const std::string& model, absl::string_view method,
                        grpc::StatusCode code, double) {
       absl::MutexLock lock(&mu_);
@@ -76,6 +77,7 @@ class ServicesTest : public ::testing::TestWithParam<int> {
   testing::FakeDevice cpu_{0, /*has_budget=*/false};
   testing::FakeLoader loader_;
   std::unique_ptr<core::ModelRegistry> registry_;
+  std::unique_ptr<core::Batcher> batcher_;
   std::unique_ptr<core::WorkerPool> pool_;
   std::unique_ptr<core::Classifier> classifier_;
   CallObserver observer_;

@@ -95,6 +95,15 @@ absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
     started->Notify();
     block_release_.exchange(nullptr)->WaitForNotification();
   }
+  {
+    absl::MutexLock lock(&mu_);
+    shapes_.emplace_back(batch.batch_size, batch.sequence_length);
+    if (!next_failure_.ok()) {
+      absl::Status failure = std::move(next_failure_);
+      next_failure_ = absl::OkStatus();
+      return failure;
+    }
+  }
   const int64_t activations =
       activation_bytes_per_token_ * batch.batch_size * batch.sequence_length;
   if (device_ != nullptr && activations > 0) {
@@ -117,6 +126,16 @@ absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
   }
   if (device_ != nullptr && activations > 0) device_->Free(activations);
   return out;
+}
+
+void FakeModel::FailNextForward(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  next_failure_ = std::move(status);
+}
+
+std::vector<std::pair<int64_t, int64_t>> FakeModel::shapes() const {
+  absl::MutexLock lock(&mu_);
+  return shapes_;
 }
 
 std::vector<float> FakeModel::ExpectedRow(const std::vector<int32_t>& ids,

@@ -70,6 +70,10 @@ class FakeModel : public core::Model {
                                         const std::vector<int32_t>& type_ids, int num_labels);
 
   int forwards() const { return forwards_.load(); }
+  // The next forward fails with `status` (before touching the device).
+  void FailNextForward(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  // (batch_size, sequence_length) of every forward so far, warm-up included.
+  std::vector<std::pair<int64_t, int64_t>> shapes() const ABSL_LOCKS_EXCLUDED(mu_);
   // The next forward notifies `started` and waits for `release`.
   void BlockNextForward(absl::Notification* started, absl::Notification* release);
 
@@ -82,6 +86,9 @@ class FakeModel : public core::Model {
   std::atomic<int> forwards_{0};
   std::atomic<absl::Notification*> block_started_{nullptr};
   std::atomic<absl::Notification*> block_release_{nullptr};
+  mutable absl::Mutex mu_;
+  absl::Status next_failure_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<int64_t, int64_t>> shapes_ ABSL_GUARDED_BY(mu_);
 };
 
 // A loader with fault and timing knobs. Records how many loads ran at once.

@@ -1,0 +1,456 @@
+#include "server/core/batcher.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace bertserve::core {
+namespace {
+
+constexpr char kDeviceLostPayload[] = "type.bertserve.dev/device-lost";
+
+// max_queue_delay_us 0 means this.
+constexpr absl::Duration kDefaultQueueDelay = absl::Microseconds(2000);
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+}  // namespace
+
+bool IsDeviceLost(const absl::Status& status) {
+  return status.GetPayload(kDeviceLostPayload).has_value();
+}
+
+absl::Status MarkDeviceLost(absl::Status status) {
+  status.SetPayload(kDeviceLostPayload, absl::Cord("1"));
+  return status;
+}
+
+// One Submit's inputs. Touched only by the executor of its model's device
+// (and by the destructor once executors are gone), so it needs no lock.
+struct Batcher::Request {
+  ModelHandle model;
+  std::vector<EncodedInput> inputs;
+  std::vector<LogitsRow> rows;
+  size_t remaining = 0;
+  absl::Status error;
+  absl::Time first_forward = absl::InfiniteFuture();
+  Done done;
+};
+
+struct Batcher::Item {
+  std::shared_ptr<Request> request;
+  size_t index = 0;
+  int64_t tokens = 0;
+  absl::Time enqueued;
+  absl::Time deadline;
+
+  const EncodedInput& input() const { return request->inputs[index]; }
+};
+
+struct Batcher::ModelQueue {
+  std::string name;
+  std::string device;
+  std::deque<Item> items;
+  int64_t queued_tokens = 0;
+  int64_t limit = 0;      // tokens (longest x rows) per forward, adaptive
+  int64_t max_limit = 0;  // the configured max_batch_tokens
+  int successes = 0;      // forwards in a row without OOM
+  absl::Duration delay = kDefaultQueueDelay;
+};
+
+struct Batcher::Executor {
+  std::string device;
+  std::vector<ModelQueue*> models;  // round-robin order
+  size_t next = 0;
+  absl::CondVar wake;
+  std::thread thread;
+};
+
+Batcher::Batcher(ModelRegistry* registry, BatcherOptions options)
+    : registry_(registry), options_(std::move(options)) {}
+
+Batcher::~Batcher() {
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (auto& [name, executor] : executors_) executor->wake.SignalAll();
+  }
+  for (auto& [name, executor] : executors_) executor->thread.join();
+  std::vector<Item> left;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [name, queue] : queues_) {
+      for (Item& item : queue->items) left.push_back(std::move(item));
+      queue->items.clear();
+    }
+  }
+  for (const Item& item : left) Finish(item, absl::UnavailableError("the server is shutting down"));
+}
+
+Batcher::Executor* Batcher::ExecutorFor(const std::string& device) {
+  std::unique_ptr<Executor>& slot = executors_[device];
+  if (slot == nullptr) {
+    slot = std::make_unique<Executor>();
+    slot->device = device;
+    Executor* executor = slot.get();
+    executor->thread = std::thread([this, executor] { Run(executor); });
+  }
+  return slot.get();
+}
+
+absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs,
+                             absl::Time deadline, Done done) {
+  if (inputs.empty()) return absl::InvalidArgumentError("no inputs to batch");
+  const LoadedModel& loaded = *model;
+  int64_t tokens = 0;
+  for (const EncodedInput& input : inputs) tokens += static_cast<int64_t>(input.ids.size());
+  const int64_t count = static_cast<int64_t>(inputs.size());
+
+  auto request = std::make_shared<Request>();
+  request->model = std::move(model);
+  request->inputs = std::move(inputs);
+  request->rows.resize(request->inputs.size());
+  request->remaining = request->inputs.size();
+  request->done = std::move(done);
+
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
+  if (device_lost_) {
+    return absl::UnavailableError("the execution device failed; the server is restarting");
+  }
+  std::unique_ptr<ModelQueue>& slot = queues_[loaded.name];
+  const bool fresh = slot == nullptr;
+  if (fresh) {
+    slot = std::make_unique<ModelQueue>();
+    slot->name = loaded.name;
+    slot->device = loaded.model->device();
+  }
+  ModelQueue& queue = *slot;
+  // The config (and the limit warm-up proved) of the newest placement rule.
+  const v1::BatchLimits& batch = loaded.config.batch();
+  queue.max_limit = batch.max_batch_tokens();
+  queue.delay = batch.max_queue_delay_us() > 0 ? absl::Microseconds(batch.max_queue_delay_us())
+                                               : kDefaultQueueDelay;
+  const int64_t proven = loaded.token_limit > 0 ? loaded.token_limit : queue.max_limit;
+  if (fresh || queue.limit > proven) {
+    queue.limit = proven;
+    if (options_.observer) options_.observer->OnTokenLimit(queue.name, queue.limit, 0);
+  }
+
+  auto refuse = [&](absl::string_view what, int64_t have, int64_t want, int64_t bound) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "queue full: ", what, " holds ", have, " and this request adds ", want,
+        ", over the bound of ", bound, "; retry later"));
+  };
+  if (static_cast<int64_t>(queue.items.size()) + count > options_.max_queued_inputs_per_model) {
+    return refuse(absl::StrCat("model \"", queue.name, "\"'s queue of inputs"),
+                  queue.items.size(), count, options_.max_queued_inputs_per_model);
+  }
+  if (queue.queued_tokens + tokens > options_.max_queued_tokens_per_model) {
+    return refuse(absl::StrCat("model \"", queue.name, "\"'s queue of tokens"),
+                  queue.queued_tokens, tokens, options_.max_queued_tokens_per_model);
+  }
+  if (queued_inputs_ + count > options_.max_queued_inputs) {
+    return refuse("the server's queue of inputs", queued_inputs_, count,
+                  options_.max_queued_inputs);
+  }
+  if (queued_tokens_ + tokens > options_.max_queued_tokens) {
+    return refuse("the server's queue of tokens", queued_tokens_, tokens,
+                  options_.max_queued_tokens);
+  }
+
+  const absl::Time now = absl::Now();
+  for (size_t i = 0; i < request->inputs.size(); ++i) {
+    Item item;
+    item.request = request;
+    item.index = i;
+    item.tokens = static_cast<int64_t>(request->inputs[i].ids.size());
+    item.enqueued = now;
+    item.deadline = deadline;
+    queue.items.push_back(std::move(item));
+  }
+  queue.queued_tokens += tokens;
+  queued_inputs_ += count;
+  queued_tokens_ += tokens;
+  if (options_.observer) {
+    options_.observer->OnQueueDepth(queue.name, static_cast<int64_t>(queue.items.size()));
+  }
+  Executor* executor = ExecutorFor(queue.device);
+  if (std::find(executor->models.begin(), executor->models.end(), &queue) ==
+      executor->models.end()) {
+    executor->models.push_back(&queue);
+  }
+  executor->wake.Signal();
+  return absl::OkStatus();
+}
+
+int64_t Batcher::TokenLimit(const std::string& model) const {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(model);
+  return it == queues_.end() ? 0 : it->second->limit;
+}
+
+void Batcher::Run(Executor* executor) {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    const absl::Time now = absl::Now();
+    absl::Time wake = absl::InfiniteFuture();
+    ModelQueue* queue = NextDue(executor, now, &wake);
+    if (queue == nullptr) {
+      executor->wake.WaitWithDeadline(&mu_, wake);
+      continue;
+    }
+    std::vector<Item> expired;
+    std::vector<Item> batch = TakeBatch(queue, now, &expired);
+    mu_.Unlock();
+    for (const Item& item : expired) {
+      if (options_.observer) options_.observer->OnExpired(queue->name);
+      Finish(item, absl::DeadlineExceededError(
+                       "the request deadline passed while it waited for a batch"));
+    }
+    if (!batch.empty()) Execute(queue, std::move(batch), /*may_evict=*/true);
+    mu_.Lock();
+  }
+}
+
+Batcher::ModelQueue* Batcher::NextDue(Executor* executor, absl::Time now, absl::Time* wake) {
+  const size_t n = executor->models.size();
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (executor->next + k) % n;
+    ModelQueue* queue = executor->models[i];
+    if (queue->items.empty()) continue;
+    const Item& oldest = queue->items.front();
+    const absl::Time due = std::min(oldest.enqueued + queue->delay, oldest.deadline);
+    // A full batch waits for nothing; neither does one whose wait is over.
+    if (queue->queued_tokens >= queue->limit || due <= now) {
+      executor->next = (i + 1) % n;
+      return queue;
+    }
+    *wake = std::min(*wake, due);
+  }
+  return nullptr;
+}
+
+std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
+                                              std::vector<Item>* expired) {
+  std::deque<Item>& items = queue->items;
+  auto dequeue = [&](const Item& item) {
+    queue->queued_tokens -= item.tokens;
+    queued_tokens_ -= item.tokens;
+    --queued_inputs_;
+  };
+  // Expired inputs leave first, wherever they are in the queue.
+  for (auto it = items.begin(); it != items.end();) {
+    if (it->deadline <= now) {
+      dequeue(*it);
+      expired->push_back(std::move(*it));
+      it = items.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::vector<Item> batch;
+  if (items.empty()) {
+    if (options_.observer) options_.observer->OnQueueDepth(queue->name, 0);
+    return batch;
+  }
+  // The oldest input always goes; the rest are picked from the window by
+  // closeness of length, from the same placement of the model.
+  const Item& oldest = items.front();
+  const LoadedModel* model = oldest.request->model.get();
+  const size_t window =
+      std::min(items.size(), static_cast<size_t>(std::max(1, options_.packing_window)));
+  std::vector<size_t> candidates;
+  for (size_t i = 1; i < window; ++i) {
+    if (items[i].request->model.get() == model) candidates.push_back(i);
+  }
+  std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
+    return std::llabs(items[a].tokens - oldest.tokens) <
+           std::llabs(items[b].tokens - oldest.tokens);
+  });
+  std::vector<bool> chosen(window, false);
+  chosen[0] = true;
+  int64_t longest = oldest.tokens;
+  int64_t rows = 1;
+  for (size_t i : candidates) {
+    const int64_t next_longest = std::max(longest, items[i].tokens);
+    if (next_longest * (rows + 1) > queue->limit) continue;
+    chosen[i] = true;
+    longest = next_longest;
+    ++rows;
+  }
+  std::deque<Item> rest;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i < window && chosen[i]) {
+      dequeue(items[i]);
+      if (options_.observer) {
+        options_.observer->OnQueued(queue->name, Seconds(now - items[i].enqueued));
+      }
+      batch.push_back(std::move(items[i]));
+    } else {
+      rest.push_back(std::move(items[i]));
+    }
+  }
+  items.swap(rest);
+  if (options_.observer) {
+    options_.observer->OnQueueDepth(queue->name, static_cast<int64_t>(items.size()));
+  }
+  return batch;
+}
+
+void Batcher::Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict) {
+  // Inputs whose deadline passed (during an earlier half, say) never run.
+  const absl::Time start = absl::Now();
+  std::vector<Item> live;
+  for (Item& item : items) {
+    if (item.deadline <= start) {
+      if (options_.observer) options_.observer->OnExpired(queue->name);
+      Finish(item, absl::DeadlineExceededError(
+                       "the request deadline passed while it waited for a batch"));
+    } else {
+      live.push_back(std::move(item));
+    }
+  }
+  if (live.empty()) return;
+  // Shortest first, so that halves after an OOM group similar lengths.
+  std::stable_sort(live.begin(), live.end(),
+                   [](const Item& a, const Item& b) { return a.tokens < b.tokens; });
+  const LoadedModel& model = *live.front().request->model;
+
+  InputBatch batch;
+  batch.batch_size = static_cast<int64_t>(live.size());
+  batch.sequence_length = live.back().tokens;
+  const size_t cells = batch.batch_size * batch.sequence_length;
+  batch.input_ids.assign(cells, model.tokenizer->pad_id());
+  batch.attention_mask.assign(cells, 0);
+  batch.token_type_ids.assign(cells, 0);
+  int64_t real_tokens = 0;
+  for (size_t r = 0; r < live.size(); ++r) {
+    const EncodedInput& input = live[r].input();
+    const size_t row = r * batch.sequence_length;
+    for (size_t t = 0; t < input.ids.size(); ++t) {
+      batch.input_ids[row + t] = input.ids[t];
+      batch.attention_mask[row + t] = 1;
+      batch.token_type_ids[row + t] = input.type_ids[t];
+    }
+    real_tokens += live[r].tokens;
+    Request& request = *live[r].request;
+    request.first_forward = std::min(request.first_forward, start);
+  }
+  const int64_t cost = batch.batch_size * batch.sequence_length;
+
+  absl::StatusOr<Logits> logits;
+  if (model.execution_mu != nullptr) {
+    absl::MutexLock exclusive(model.execution_mu);
+    logits = model.model->Forward(batch);
+  } else {
+    logits = model.model->Forward(batch);
+  }
+  if (options_.observer) {
+    options_.observer->OnBatch(queue->name, static_cast<int>(batch.batch_size), cost, real_tokens,
+                               Seconds(absl::Now() - start));
+  }
+
+  if (logits.ok()) {
+    AdjustLimit(queue, /*oom=*/false, cost);
+    for (size_t r = 0; r < live.size(); ++r) {
+      const float* row = logits->values.data() + r * logits->cols;
+      Finish(live[r], LogitsRow(row, row + logits->cols));
+    }
+    return;
+  }
+  const absl::Status& error = logits.status();
+  if (absl::IsResourceExhausted(error)) {
+    if (options_.observer) options_.observer->OnOom(queue->name);
+    AdjustLimit(queue, /*oom=*/true, cost);
+    if (live.size() > 1) {
+      if (options_.observer) options_.observer->OnSplit(queue->name);
+      const size_t half = live.size() / 2;
+      std::vector<Item> second(std::make_move_iterator(live.begin() + half),
+                               std::make_move_iterator(live.end()));
+      live.resize(half);
+      Execute(queue, std::move(live), may_evict);
+      Execute(queue, std::move(second), may_evict);
+      return;
+    }
+    if (may_evict) {
+      // One input alone does not fit: give it the whole device and try once more.
+      (void)registry_->EvictIdle(model.name);
+      Execute(queue, std::move(live), /*may_evict=*/false);
+      return;
+    }
+    Finish(live.front(),
+           absl::ResourceExhaustedError(absl::StrCat(
+               "an input of ", live.front().tokens, " tokens does not fit on ",
+               model.model->device(), " even alone, with every idle model evicted: ",
+               error.message())));
+    return;
+  }
+  if (IsDeviceLost(error)) {
+    bool first = false;
+    {
+      absl::MutexLock lock(&mu_);
+      first = !device_lost_;
+      device_lost_ = true;
+    }
+    if (first && options_.on_device_lost) options_.on_device_lost(error);
+    for (const Item& item : live) {
+      Finish(item, absl::UnavailableError(absl::StrCat(
+                       "the execution device failed; the server is restarting: ",
+                       error.message())));
+    }
+    return;
+  }
+  for (const Item& item : live) Finish(item, error);
+}
+
+void Batcher::AdjustLimit(ModelQueue* queue, bool oom, int64_t failed_cost) {
+  int64_t limit = 0;
+  int change = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (oom) {
+      queue->successes = 0;
+      const int64_t lowered = std::max<int64_t>(1, std::min(queue->limit, failed_cost / 2));
+      if (lowered < queue->limit) {
+        queue->limit = lowered;
+        change = -1;
+      }
+    } else if (queue->limit < queue->max_limit &&
+               ++queue->successes >= options_.probe_after_successes) {
+      queue->successes = 0;
+      queue->limit =
+          std::min(queue->max_limit, queue->limit + std::max<int64_t>(1, queue->limit / 4));
+      change = 1;
+    }
+    limit = queue->limit;
+  }
+  if (change != 0 && options_.observer) {
+    options_.observer->OnTokenLimit(queue->name, limit, change);
+  }
+}
+
+void Batcher::Finish(const Item& item, absl::StatusOr<LogitsRow> row) {
+  Request& request = *item.request;
+  if (row.ok()) {
+    request.rows[item.index] = *std::move(row);
+  } else if (request.error.ok()) {
+    request.error = row.status();
+  }
+  if (--request.remaining > 0) return;
+  Done done = std::move(request.done);
+  if (!request.error.ok()) {
+    done(request.error);
+  } else {
+    done(BatchResult{std::move(request.rows), request.first_forward});
+  }
+  // The request (and its model handle) goes with the last item holding it.
+}
+
+}  // namespace bertserve::core

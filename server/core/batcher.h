@@ -1,0 +1,165 @@
+#ifndef BERTSERVE_SERVER_CORE_BATCHER_H_
+#define BERTSERVE_SERVER_CORE_BATCHER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/core/model_registry.h"
+#include "server/core/model_runtime.h"
+
+namespace bertserve::core {
+
+// One tokenized input: what a batch row is made of.
+struct EncodedInput {
+  std::vector<int32_t> ids;
+  std::vector<int32_t> type_ids;
+};
+
+// One input's raw output row (fp32 logits).
+using LogitsRow = std::vector<float>;
+
+// What a request gets back: a row per input, in input order.
+struct BatchResult {
+  std::vector<LogitsRow> rows;
+  absl::Time first_forward;  // when the first forward holding one of its inputs began
+};
+
+// What the batcher tells metrics. Every method may be called from executor
+// threads concurrently with the others; implementations must be thread-safe.
+class BatchObserver {
+ public:
+  virtual ~BatchObserver() = default;
+  // A forward that ran (or failed): rows, padded tokens (rows x longest) and
+  // real tokens, and its seconds.
+  virtual void OnBatch(const std::string& model, int rows, int64_t padded_tokens,
+                       int64_t real_tokens, double seconds) = 0;
+  // An input left its queue for a batch after `seconds` waiting.
+  virtual void OnQueued(const std::string& model, double seconds) = 0;
+  virtual void OnOom(const std::string& model) = 0;
+  virtual void OnSplit(const std::string& model) = 0;
+  // The model's adaptive batch token limit: `change` < 0 lowered after an
+  // OOM, > 0 raised after a run of successes, 0 first set.
+  virtual void OnTokenLimit(const std::string& model, int64_t tokens, int change) = 0;
+  // Inputs queued for the model now.
+  virtual void OnQueueDepth(const std::string& model, int64_t inputs) = 0;
+  // An input whose deadline passed while queued, dropped before any forward.
+  virtual void OnExpired(const std::string& model) = 0;
+  // A request's inputs were tokenized in `seconds` (reported by the Classifier).
+  virtual void OnTokenized(const std::string& model, double seconds) = 0;
+};
+
+struct BatcherOptions {
+  // Admission bounds, in inputs and in tokens (unpadded), per model and for
+  // the whole server. Past any of them Submit is ResourceExhausted at once.
+  int64_t max_queued_inputs_per_model = 1024;
+  int64_t max_queued_tokens_per_model = 1 << 20;
+  int64_t max_queued_inputs = 4096;
+  int64_t max_queued_tokens = 4 << 20;
+  // Inputs, oldest first, among which a batch picks similar lengths.
+  int packing_window = 64;
+  // After this many successful forwards in a row at a lowered token limit,
+  // the limit is raised by a quarter (up to the configured maximum).
+  int probe_after_successes = 32;
+  // Called once, from an executor thread, when a forward fails with an error
+  // that leaves the device unusable (Model::Forward's sticky errors).
+  std::function<void(const absl::Status&)> on_device_lost;
+  BatchObserver* observer = nullptr;  // may be null
+};
+
+// Dynamic batching with OOM recovery, one executor thread per execution
+// device.
+//
+// Requests hand in their tokenized inputs with a held model handle (so the
+// model stays READY while they wait) and a callback. Each model has a FIFO
+// queue; each device one executor that runs one forward at a time, taking
+// models that have work in turn (round robin).
+//
+// A batch costs its longest input times its size (padded execution) and
+// stays within the model's token limit. It always includes the oldest queued
+// input, so nothing starves, and fills up with the inputs closest to its
+// length among the oldest `packing_window`, to cut padding. A model's batch
+// is run once its queue holds a full batch or its oldest input has waited
+// the model's max_queue_delay_us.
+//
+// Out of memory (ResourceExhausted from the forward): the batch is split into
+// halves (shortest inputs together) and each is retried, recursively. The
+// model's token limit drops to half the failed batch's cost and, after
+// `probe_after_successes` forwards in a row succeed, rises by a quarter, up to
+// the configured max_batch_tokens. A single input that still does not fit is
+// retried once after every idle model has been evicted from the device; if
+// that fails too, that input alone fails ResourceExhausted.
+//
+// An input whose deadline has passed is dropped before it reaches a forward
+// (DeadlineExceeded). Thread-safe.
+class Batcher {
+ public:
+  // Rows in input order, or the first error.
+  using Done = std::function<void(absl::StatusOr<BatchResult>)>;
+
+  // `registry` outlives the batcher.
+  Batcher(ModelRegistry* registry, BatcherOptions options);
+  // Fails whatever is still queued Unavailable, then joins the executors.
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Queues `inputs` (at least one) of one request; `done` then runs exactly
+  // once, on an executor thread, and `model` is held until it has. Errors
+  // (and `done` never runs): ResourceExhausted past an admission bound,
+  // naming it; Unavailable while shutting down or after the device was lost.
+  absl::Status Submit(ModelHandle model, std::vector<EncodedInput> inputs, absl::Time deadline,
+                      Done done) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The model's batch token limit now (its configured or warm-up-proven
+  // limit until the first batch), for tests and the Models API.
+  int64_t TokenLimit(const std::string& model) const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Request;
+  struct Item;
+  struct ModelQueue;
+  struct Executor;
+
+  Executor* ExecutorFor(const std::string& device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Run(Executor* executor) ABSL_LOCKS_EXCLUDED(mu_);
+  // Picks the next model with a batch to run on `executor`, or the time to
+  // wait until one is due.
+  ModelQueue* NextDue(Executor* executor, absl::Time now, absl::Time* wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<Item> TakeBatch(ModelQueue* queue, absl::Time now, std::vector<Item>* expired)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Finish(const Item& item, absl::StatusOr<LogitsRow> row) ABSL_LOCKS_EXCLUDED(mu_);
+  void AdjustLimit(ModelQueue* queue, bool oom, int64_t failed_cost) ABSL_LOCKS_EXCLUDED(mu_);
+
+  ModelRegistry* const registry_;
+  const BatcherOptions options_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool device_lost_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t queued_inputs_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t queued_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, std::unique_ptr<ModelQueue>> queues_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<Executor>> executors_ ABSL_GUARDED_BY(mu_);
+};
+
+// True for a status Model::Forward returns when the device is broken for
+// good (CUDA illegal memory access and the like); see MarkDeviceLost.
+bool IsDeviceLost(const absl::Status& status);
+// `status` marked as a device-lost error.
+absl::Status MarkDeviceLost(absl::Status status);
+
+}  // namespace bertserve::core
+
+#endif  // BERTSERVE_SERVER_CORE_BATCHER_H_

@@ -1,0 +1,297 @@
+#include "server/core/batcher.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/model_repository.h"
+#include "tests/test_util/fake_model.h"
+
+namespace bertserve::core {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kLabels = 3;
+constexpr int64_t kWeights = 1000;
+// A forward costs 1 byte per padded token; warm-up proves 64 tokens.
+constexpr char kConfig[] =
+    "max_sequence_length: 32 batch { max_client_batch_size: 64 max_batch_tokens: 64 "
+    "max_queue_delay_us: 1000 }";
+
+class RecordingObserver : public BatchObserver {
+ public:
+  void OnBatch(const std::string&, int rows, int64_t padded, int64_t real, double) override {
+    batches++;
+    padded_tokens += padded;
+    real_tokens += real;
+  }
+  void OnQueued(const std::string&, double) override {}
+  void OnOom(const std::string&) override { ooms++; }
+  void OnSplit(const std::string&) override { splits++; }
+  void OnTokenLimit(const std::string&, int64_t tokens, int change) override {
+    limit = tokens;
+    if (change < 0) lowered++;
+    if (change > 0) raised++;
+  }
+  void OnQueueDepth(const std::string&, int64_t) override {}
+  void OnExpired(const std::string&) override { expired++; }
+  void OnTokenized(const std::string&, double) override {}
+
+  std::atomic<int> batches{0}, ooms{0}, splits{0}, lowered{0}, raised{0}, expired{0};
+  std::atomic<int64_t> padded_tokens{0}, real_tokens{0}, limit{0};
+};
+
+// One submitted request and, once `answered`, its result.
+struct Call {
+  absl::Notification answered;
+  absl::StatusOr<BatchResult> result;
+};
+
+class BatcherTest : public ::testing::Test {
+ protected:
+  void Make(BatcherOptions options = {}, int64_t capacity = kWeights + 64 + kWeights + 64) {
+    device_ = std::make_unique<testing::FakeDevice>(capacity);
+    loader_ = std::make_unique<testing::FakeLoader>(device_.get());
+    repo_.AddModel("m", kConfig);
+    repo_.AddModel("idle", kConfig);
+    loader_->SetNumLabels("m", kLabels);
+    loader_->SetNumLabels("idle", kLabels);
+    loader_->SetWeightBytes("m", kWeights);
+    loader_->SetWeightBytes("idle", kWeights);
+    loader_->SetActivationBytesPerToken(1);
+    absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo_.root());
+    ASSERT_TRUE(r.ok());
+    RegistryOptions registry_options;
+    registry_options.device = device_.get();
+    registry_options.vram_budget = capacity;
+    registry_options.host_budget = 1 << 20;
+    auto registry = ModelRegistry::Create(*r, loader_.get(), registry_options);
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+    ASSERT_TRUE(registry_->Load("m").ok());
+    options.observer = &observer_;
+    options.on_device_lost = [this](const absl::Status&) { device_lost_calls_++; };
+    batcher_ = std::make_unique<Batcher>(registry_.get(), options);
+  }
+
+  testing::FakeModel& Model() { return *loader_->last_model("m"); }
+
+  static EncodedInput Input(int length, int32_t first_id = 5) {
+    EncodedInput input;
+    for (int i = 0; i < length; ++i) {
+      input.ids.push_back(first_id + i % 4);
+      input.type_ids.push_back(i >= length / 2 ? 1 : 0);
+    }
+    return input;
+  }
+
+  std::unique_ptr<Call> Submit(std::vector<EncodedInput> inputs,
+                               absl::Time deadline = absl::InfiniteFuture(),
+                               absl::Status* refused = nullptr) {
+    auto call = std::make_unique<Call>();
+    Call* raw = call.get();
+    absl::StatusOr<ModelHandle> handle = registry_->Acquire("m");
+    EXPECT_TRUE(handle.ok()) << handle.status();
+    absl::Status s = batcher_->Submit(*handle, std::move(inputs), deadline,
+                                      [raw](absl::StatusOr<BatchResult> result) {
+                                        raw->result = std::move(result);
+                                        raw->answered.Notify();
+                                      });
+    if (refused != nullptr) *refused = s;
+    if (!s.ok()) return nullptr;
+    return call;
+  }
+
+  static void ExpectRows(const Call& call, const std::vector<EncodedInput>& inputs) {
+    ASSERT_TRUE(call.result.ok()) << call.result.status();
+    ASSERT_EQ(call.result->rows.size(), inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      EXPECT_EQ(call.result->rows[i],
+                testing::FakeModel::ExpectedRow(inputs[i].ids, inputs[i].type_ids, kLabels))
+          << "input " << i;
+    }
+  }
+
+  testing::TempRepository repo_;
+  std::unique_ptr<testing::FakeDevice> device_;
+  std::unique_ptr<testing::FakeLoader> loader_;
+  std::unique_ptr<ModelRegistry> registry_;
+  RecordingObserver observer_;
+  std::atomic<int> device_lost_calls_{0};
+  std::unique_ptr<Batcher> batcher_;  // declared last: stops first
+};
+
+TEST_F(BatcherTest, ConcurrentRequestsShareForwardsAndKeepTheirOrder) {
+  Make();
+  absl::Notification started, release;
+  Model().BlockNextForward(&started, &release);
+  const int forwards_before = Model().forwards();
+  std::vector<EncodedInput> first = {Input(4)};
+  auto blocker = Submit(first);
+  started.WaitForNotification();
+  // While the device is busy, twelve requests of two inputs queue up.
+  std::vector<std::vector<EncodedInput>> inputs;
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < 12; ++i) {
+    inputs.push_back({Input(3 + i % 4, 5 + i), Input(2, 9)});
+    calls.push_back(Submit(inputs.back()));
+  }
+  release.Notify();
+  blocker->answered.WaitForNotification();
+  ExpectRows(*blocker, first);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    calls[i]->answered.WaitForNotification();
+    ExpectRows(*calls[i], inputs[i]);
+  }
+  // 24 inputs of at most 6 tokens, 64 tokens per forward: a handful of
+  // forwards, not 24.
+  const int forwards = Model().forwards() - forwards_before - 1;
+  EXPECT_LE(forwards, 6);
+  EXPECT_EQ(observer_.ooms, 0);
+}
+
+TEST_F(BatcherTest, OomSplitsLowersTheLimitAndProbesBackUp) {
+  BatcherOptions options;
+  options.probe_after_successes = 2;
+  Make(options);
+  // Another process takes all but 40 bytes of what a batch could use: a
+  // 64-token forward no longer fits, 32 tokens do.
+  const int64_t squeeze = device_->Memory().free_bytes - 40;
+  ASSERT_TRUE(device_->Allocate(squeeze).ok());
+  absl::Notification started, release;
+  Model().BlockNextForward(&started, &release);
+  std::vector<EncodedInput> first = {Input(2)};
+  auto blocker = Submit(first);
+  started.WaitForNotification();
+  std::vector<EncodedInput> inputs;
+  for (int i = 0; i < 8; ++i) inputs.push_back(Input(8, 5 + i));
+  auto call = Submit(inputs);  // 8 x 8 = 64 tokens: one batch, out of memory
+  release.Notify();
+  call->answered.WaitForNotification();
+  ExpectRows(*call, inputs);  // every input answered, exactly as unsplit
+  EXPECT_GE(observer_.ooms, 1);
+  EXPECT_GE(observer_.splits, 1);
+  EXPECT_GE(observer_.lowered, 1);
+  EXPECT_LT(batcher_->TokenLimit("m"), 64);
+
+  device_->Free(squeeze);
+  // A run of successes raises the limit back to the configured 64.
+  for (int i = 0; i < 20 && batcher_->TokenLimit("m") < 64; ++i) {
+    std::vector<EncodedInput> more = {Input(4), Input(5)};
+    auto c = Submit(more);
+    c->answered.WaitForNotification();
+    ExpectRows(*c, more);
+  }
+  EXPECT_EQ(batcher_->TokenLimit("m"), 64);
+  EXPECT_GE(observer_.raised, 1);
+}
+
+TEST_F(BatcherTest, AnInputThatFitsOnlyAloneGetsTheDeviceByEvictingIdleModels) {
+  // Room for both models even while the second's reserve is still the
+  // pre-warm-up estimate (its weight bytes).
+  Make({}, 3 * kWeights + 64);
+  ASSERT_TRUE(registry_->Load("idle").ok());
+  ASSERT_EQ(registry_->Get("idle")->state, ModelState::kReady);
+  // 20 bytes left while "idle" is resident: a 30-token input needs 30.
+  const int64_t squeeze = device_->Memory().free_bytes - 20;
+  ASSERT_TRUE(device_->Allocate(squeeze).ok());
+  std::vector<EncodedInput> long_input = {Input(30)};
+  auto call = Submit(long_input);
+  call->answered.WaitForNotification();
+  ExpectRows(*call, long_input);
+  EXPECT_EQ(registry_->Get("idle")->state, ModelState::kHost);  // evicted to make room
+  EXPECT_GE(observer_.ooms, 1);
+  device_->Free(squeeze);
+}
+
+TEST_F(BatcherTest, AnInputThatFitsNowhereFailsAloneAndTheNextSucceeds) {
+  Make();
+  const int64_t squeeze = device_->Memory().free_bytes - 20;
+  ASSERT_TRUE(device_->Allocate(squeeze).ok());
+  std::vector<EncodedInput> too_long = {Input(30)};
+  std::vector<EncodedInput> fine = {Input(5)};
+  auto bad = Submit(too_long);
+  bad->answered.WaitForNotification();
+  ASSERT_EQ(bad->result.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(bad->result.status().message()), HasSubstr("30 tokens"));
+  EXPECT_THAT(std::string(bad->result.status().message()), HasSubstr("even alone"));
+  auto good = Submit(fine);
+  good->answered.WaitForNotification();
+  ExpectRows(*good, fine);
+  device_->Free(squeeze);
+}
+
+TEST_F(BatcherTest, QueueBoundRefusesAtOnceAndLosesNothingAccepted) {
+  BatcherOptions options;
+  options.max_queued_inputs_per_model = 4;
+  Make(options);
+  absl::Notification started, release;
+  Model().BlockNextForward(&started, &release);
+  std::vector<EncodedInput> first = {Input(3)};
+  auto blocker = Submit(first);
+  started.WaitForNotification();
+  std::vector<EncodedInput> two = {Input(3), Input(4)};
+  auto a = Submit(two);
+  auto b = Submit(two);
+  absl::Status refused;
+  EXPECT_EQ(Submit(two, absl::InfiniteFuture(), &refused), nullptr);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("queue full"));
+  release.Notify();
+  for (Call* c : {blocker.get(), a.get(), b.get()}) c->answered.WaitForNotification();
+  ExpectRows(*blocker, first);
+  ExpectRows(*a, two);
+  ExpectRows(*b, two);
+}
+
+TEST_F(BatcherTest, ExpiredInputsNeverReachTheForward) {
+  Make();
+  const int forwards_before = Model().forwards();
+  auto late = Submit({Input(4), Input(5)}, absl::Now() - absl::Seconds(1));
+  late->answered.WaitForNotification();
+  EXPECT_EQ(late->result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Model().forwards(), forwards_before);
+  EXPECT_EQ(observer_.expired, 2);
+}
+
+TEST_F(BatcherTest, DeviceLostIsReportedOnceAndNewWorkRefused) {
+  Make();
+  Model().FailNextForward(MarkDeviceLost(absl::InternalError("CUDA error: an illegal memory access")));
+  auto call = Submit({Input(4)});
+  call->answered.WaitForNotification();
+  EXPECT_EQ(call->result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(call->result.status().message()), HasSubstr("illegal memory access"));
+  EXPECT_EQ(device_lost_calls_, 1);
+  absl::Status refused;
+  EXPECT_EQ(Submit({Input(4)}, absl::InfiniteFuture(), &refused), nullptr);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
+  // An ordinary internal error is not a lost device.
+  EXPECT_FALSE(IsDeviceLost(absl::InternalError("shape mismatch")));
+}
+
+TEST_F(BatcherTest, PacksSimilarLengthsTogether) {
+  Make();
+  absl::Notification started, release;
+  Model().BlockNextForward(&started, &release);
+  auto blocker = Submit({Input(2)});
+  started.WaitForNotification();
+  // Alternating 30- and 2-token inputs, oldest first; unsorted batches of
+  // this mix would pad every 2-token input to 30.
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < 8; ++i) calls.push_back(Submit({Input(i % 2 == 0 ? 30 : 2)}));
+  const int64_t padded_before = observer_.padded_tokens;
+  const int64_t real_before = observer_.real_tokens;
+  release.Notify();
+  for (auto& c : calls) c->answered.WaitForNotification();
+  const double efficiency = static_cast<double>(observer_.real_tokens - real_before) /
+                            static_cast<double>(observer_.padded_tokens - padded_before);
+  EXPECT_GT(efficiency, 0.9);
+}
+
+}  // namespace
+}  // namespace bertserve::core
