@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "server/core/model_repository.h"
 #include "tests/test_util/fake_model.h"
+#include "tests/test_util/recording_observer.h"
 
 namespace bertserve::core {
 namespace {
@@ -22,29 +23,6 @@ constexpr int64_t kWeights = 1000;
 constexpr char kConfig[] =
     "max_sequence_length: 32 batch { max_client_batch_size: 64 max_batch_tokens: 64 "
     "max_queue_delay_us: 1000 }";
-
-class RecordingObserver : public BatchObserver {
- public:
-  void OnBatch(const std::string&, int rows, int64_t padded, int64_t real, double) override {
-    batches++;
-    padded_tokens += padded;
-    real_tokens += real;
-  }
-  void OnQueued(const std::string&, double) override {}
-  void OnOom(const std::string&) override { ooms++; }
-  void OnSplit(const std::string&) override { splits++; }
-  void OnTokenLimit(const std::string&, int64_t tokens, int change) override {
-    limit = tokens;
-    if (change < 0) lowered++;
-    if (change > 0) raised++;
-  }
-  void OnQueueDepth(const std::string&, int64_t) override {}
-  void OnExpired(const std::string&) override { expired++; }
-  void OnTokenized(const std::string&, double) override {}
-
-  std::atomic<int> batches{0}, ooms{0}, splits{0}, lowered{0}, raised{0}, expired{0};
-  std::atomic<int64_t> padded_tokens{0}, real_tokens{0}, limit{0};
-};
 
 // One submitted request and, once `answered`, its result.
 struct Call {
@@ -121,7 +99,7 @@ class BatcherTest : public ::testing::Test {
   std::unique_ptr<testing::FakeDevice> device_;
   std::unique_ptr<testing::FakeLoader> loader_;
   std::unique_ptr<ModelRegistry> registry_;
-  RecordingObserver observer_;
+  testing::RecordingObserver observer_;
   std::atomic<int> device_lost_calls_{0};
   std::unique_ptr<Batcher> batcher_;  // declared last: stops first
 };
