@@ -297,8 +297,7 @@ int Run(const Flags& flags) {
   batching.on_device_lost = [&health](const absl::Status& error) {
     spdlog::critical("execution device failed, liveness is now NOT_SERVING (restart needed): {}",
                      std::string(error.message()));
-    health.SetServing(grpcsvc::kReadinessService, false);
-    health.SetServing(grpcsvc::kLivenessService, false);
+    health.SetDeviceLost();
   };
   core::Batcher batcher(&registry, batching);
   core::Classifier classifier(&registry, &batcher, &batch_metrics);

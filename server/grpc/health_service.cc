@@ -104,10 +104,18 @@ HealthService::Status HealthService::StatusOf(const std::string& service) const 
 void HealthService::SetServing(const std::string& service, bool serving) {
   absl::MutexLock lock(&mu_);
   if (shut_down_) return;
-  serving_[service] = serving;
+  serving_[service] = serving && !device_lost_;
   for (Watcher* w : watchers_) {
     if (w->name() == service) w->Push(StatusOf(service));
   }
+}
+
+void HealthService::SetDeviceLost() {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  device_lost_ = true;
+  for (auto& [name, serving] : serving_) serving = false;
+  for (Watcher* w : watchers_) w->Push(StatusOf(w->name()));
 }
 
 void HealthService::Shutdown() {

@@ -25,6 +25,10 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   ~HealthService() override;
 
   void SetServing(const std::string& service, bool serving) ABSL_LOCKS_EXCLUDED(mu_);
+  // The execution device failed for good: every service, liveness included,
+  // turns NOT_SERVING and stays so, so that the orchestrator restarts the
+  // process. Watch streams stay open and see the change.
+  void SetDeviceLost() ABSL_LOCKS_EXCLUDED(mu_);
   // Every service NOT_SERVING and every Watch stream finished; later changes
   // are ignored. Call before grpc::Server::Shutdown so watchers do not hold
   // the drain open.
@@ -49,6 +53,7 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   absl::flat_hash_map<std::string, bool> serving_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  bool device_lost_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace bertserve::grpcsvc

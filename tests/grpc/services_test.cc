@@ -39,7 +39,9 @@ class ServicesTest : public ::testing::TestWithParam<int> {
     registry_ = *std::move(registry);
     ASSERT_TRUE(registry_->Load("m").ok());
     pool_ = std::make_unique<core::WorkerPool>(GetParam());
-    batcher_ = std::make_unique<core::Batcher>(registry_.get(), core::BatcherOptions{});
+    core::BatcherOptions batching;
+    batching.on_device_lost = [this](const absl::Status&) { health_.SetDeviceLost(); };
+    batcher_ = std::make_unique<core::Batcher>(registry_.get(), batching);
     classifier_ = std::make_unique<core::Classifier>(registry_.get(), batcher_.get());
     observer_ = [this](const std::string& model, absl::string_view method,
                        grpc::StatusCode code, double) {
@@ -236,6 +238,45 @@ TEST_P(ServicesTest, ReadinessWatchSeesTheChange) {
     EXPECT_EQ(stub->Check(&context, unknown, &response).error_code(),
               grpc::StatusCode::NOT_FOUND);
   }
+}
+
+TEST_P(ServicesTest, LostDeviceTurnsLivenessNotServing) {
+  auto handle = registry_->Acquire("m");
+  ASSERT_TRUE(handle.ok());
+  static_cast<testing::FakeModel*>((*handle)->model.get())
+      ->FailNextForward(core::MarkDeviceLost(
+          absl::InternalError("CUDA error: an illegal memory access was encountered")));
+  handle->reset();
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  HealthCheckRequest live;
+  {
+    grpc::ClientContext context;
+    HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, live, &response).ok());
+    EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  }
+  auto inference = v1::Inference::NewStub(channel_);
+  {
+    grpc::ClientContext context;
+    v1::ClassifyResponse response;
+    grpc::Status s = inference->Classify(&context, Request("m", "hello"), &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_THAT(s.error_message(), HasSubstr("illegal memory access"));
+  }
+  {
+    grpc::ClientContext context;
+    HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, live, &response).ok());
+    EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  }
+  // Readiness cannot come back either.
+  health_.SetServing(kReadinessService, true);
+  grpc::ClientContext context;
+  HealthCheckRequest ready;
+  ready.set_service(kReadinessService);
+  HealthCheckResponse response;
+  ASSERT_TRUE(stub->Check(&context, ready, &response).ok());
+  EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ServicesTest, ::testing::Values(1, 4));
