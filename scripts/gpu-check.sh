@@ -77,6 +77,9 @@ tests_ok=1
 echo "== placement benchmark (GPU)"
 "$build/bench/placement_bench" --device cuda:0 --model "$build/testdata/models/tt-tuple"
 "$build/bench/placement_bench" --device cuda:0 --model "${BENCH_MODEL:-$big/plain}"
+
+echo "== batching benchmark (GPU)"
+"$build/bench/batching_bench" --device cuda:0 --model "${BENCH_MODEL:-$big/plain}"
 if ((tests_ok)); then
   echo "== gpu-check: done, GPU tests passed"
 else

@@ -278,11 +278,20 @@ std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
   chosen[0] = true;
   int64_t longest = oldest.tokens;
   int64_t rows = 1;
+  int64_t real = oldest.tokens;
   for (size_t i : candidates) {
     const int64_t next_longest = std::max(longest, items[i].tokens);
-    if (next_longest * (rows + 1) > queue->limit) continue;
+    const int64_t padded = next_longest * (rows + 1);
+    if (padded > queue->limit) continue;
+    // An input that would pad the batch below the efficiency floor waits
+    // for a batch of its own length (the next one, usually).
+    if (static_cast<double>(real + items[i].tokens) <
+        options_.min_padding_efficiency * static_cast<double>(padded)) {
+      continue;
+    }
     chosen[i] = true;
     longest = next_longest;
+    real += items[i].tokens;
     ++rows;
   }
   std::deque<Item> rest;

@@ -66,6 +66,9 @@ struct BatcherOptions {
   int64_t max_queued_tokens = 4 << 20;
   // Inputs, oldest first, among which a batch picks similar lengths.
   int packing_window = 64;
+  // A batch takes an input only if its real tokens stay at least this share
+  // of its padded tokens (longest x rows) with it.
+  double min_padding_efficiency = 0.8;
   // After this many successful forwards in a row at a lowered token limit,
   // the limit is raised by a quarter (up to the configured maximum).
   int probe_after_successes = 32;
@@ -86,7 +89,9 @@ struct BatcherOptions {
 // A batch costs its longest input times its size (padded execution) and
 // stays within the model's token limit. It always includes the oldest queued
 // input, so nothing starves, and fills up with the inputs closest to its
-// length among the oldest `packing_window`, to cut padding. A model's batch
+// length among the oldest `packing_window`, as long as real tokens stay at
+// least `min_padding_efficiency` of padded ones; the rest wait for the next
+// batch. A model's batch
 // is run once its queue holds a full batch or its oldest input has waited
 // the model's max_queue_delay_us.
 //

@@ -168,8 +168,8 @@ TEST_F(OomStormTest, EveryRequestAnsweredExactlyWhileBatchesRunOutOfMemory) {
   const core::ModelInfo info = *registry_->Get("storm");
   ASSERT_TRUE(info.reserve_measured);
   ASSERT_EQ(info.batch_token_limit, 2048);  // warm-up proved it with the device free
-  // Room for about a third of a full batch's activations.
-  at::Tensor squeeze = Squeeze(info.activation_reserve / 3);
+  // Room for about a quarter of a full batch's activations.
+  at::Tensor squeeze = Squeeze(info.activation_reserve / 4);
 
   std::vector<std::thread> clients;
   std::atomic<int> answered{0};
@@ -210,8 +210,7 @@ TEST_F(OomStormTest, EveryRequestAnsweredExactlyWhileBatchesRunOutOfMemory) {
   EXPECT_EQ(wrong, 0) << "worst difference " << worst;
   EXPECT_GT(observer_.ooms, 0);
   EXPECT_GT(observer_.splits, 0);
-  EXPECT_GT(observer_.lowered, 0);
-  EXPECT_LT(batcher_->TokenLimit("storm"), 2048);
+  EXPECT_GT(observer_.lowered, 0);  // the limit fell (it may have risen again since)
   std::printf("storm: %d OOMs, %d splits, limit now %lld tokens, worst |diff| %.2g\n",
               observer_.ooms.load(), observer_.splits.load(),
               static_cast<long long>(batcher_->TokenLimit("storm")), worst);
