@@ -25,6 +25,7 @@ v1::ModelStatus ToModelStatus(const core::ModelInfo& info) {
   status.set_activation_reserve_bytes(info.activation_reserve);
   status.set_activation_reserve_measured(info.reserve_measured);
   status.set_in_use(info.in_use);
+  status.set_batch_token_limit(info.batch_token_limit);
   status.set_loads(info.loads);
   status.set_swap_ins(info.swap_ins);
   status.set_evictions(info.evictions);

@@ -86,6 +86,21 @@ TEST_F(PlacementTest, WarmUpMeasuresReserveAndBudgetCountsIt) {
   EXPECT_EQ(device_.allocated(), 400);
 }
 
+TEST_F(PlacementTest, WarmUpThatRunsOutOfMemoryLowersTheTokenLimit) {
+  // 16 tokens (2 rows of 8) per forward configured, but another process
+  // leaves 20 bytes: 10 for the weights, 10 for activations (1 byte per
+  // token). Warm-up settles on one row of 8.
+  AddModel("a", 10);
+  Make();
+  ASSERT_TRUE(device_.Allocate(kBudget - 20).ok());
+  absl::StatusOr<ModelInfo> info = registry_->Load("a");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, ModelState::kReady);
+  EXPECT_EQ(info->batch_token_limit, 8);
+  EXPECT_EQ(info->activation_reserve, 8);
+  device_.Free(kBudget - 20);
+}
+
 TEST_F(PlacementTest, ThreeModelsOfFortyPercentRoundRobin) {
   for (const char* name : {"a", "b", "c"}) AddModel(name, 400);
   Make();

@@ -79,6 +79,8 @@ class ModelsApiTest(harness.ServerTestCase):
                                  "weight_bytes must be the parameter + buffer bytes of model.pt")
                 self.assertEqual(list(status.inputs), inputs)
                 self.assertEqual(status.num_labels, num_labels)
+                # Warm-up ran at the configured token limit and it fitted.
+                self.assertEqual(status.batch_token_limit, status.config.batch.max_batch_tokens)
                 if labels is None:
                     self.assertIn(list(status.labels),
                                   ([], [f"LABEL_{i}" for i in range(num_labels)]))
