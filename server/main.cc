@@ -300,7 +300,9 @@ int Run(const Flags& flags) {
     health.SetDeviceLost();
   };
   core::Batcher batcher(&registry, batching);
-  core::Classifier classifier(&registry, &batcher, &batch_metrics);
+  // Requests for a model being placed wait here, not on the inference pool.
+  core::WorkerPool placement_waiters(16);
+  core::Classifier classifier(&registry, &batcher, &batch_metrics, &placement_waiters);
   grpcsvc::InferenceService inference(&classifier, &registry, &inference_pool, &observer);
   grpcsvc::ModelsService models(&registry, &admin_pool, &observer);
 

@@ -39,9 +39,22 @@ absl::StatusOr<tokenizer::Encoding> EncodeInput(const LoadedModel& model,
 
 void Classifier::ClassifyAsync(const v1::ClassifyRequest& request, absl::Time received,
                                absl::Time deadline, Respond respond) const {
-  absl::StatusOr<ModelHandle> handle = registry_->Acquire(request.model(), deadline);
-  if (!handle.ok()) return respond(handle.status());
-  const LoadedModel& model = **handle;
+  absl::StatusOr<ModelHandle> handle = registry_->TryAcquire(request.model());
+  if (handle.ok()) return Queue(request, *std::move(handle), received, deadline, respond);
+  if (!absl::IsUnavailable(handle.status())) return respond(handle.status());
+  // The model must be placed first: wait for it off this thread.
+  auto wait = [this, request, received, deadline, respond] {
+    absl::StatusOr<ModelHandle> placed = registry_->Acquire(request.model(), deadline);
+    if (!placed.ok()) return respond(placed.status());
+    Queue(request, *std::move(placed), received, deadline, respond);
+  };
+  if (waiters_ != nullptr) return waiters_->Submit(std::move(wait));
+  wait();
+}
+
+void Classifier::Queue(const v1::ClassifyRequest& request, ModelHandle handle,
+                       absl::Time received, absl::Time deadline, Respond respond) const {
+  const LoadedModel& model = *handle;
   // Queue time includes waiting for the model to be placed.
   const absl::Time start = absl::Now();
 
@@ -79,7 +92,7 @@ void Classifier::ClassifyAsync(const v1::ClassifyRequest& request, absl::Time re
   const std::string request_id = request.request_id();
   const bool raw = request.raw_scores();
   const int top_k = request.top_k();
-  ModelHandle held = *handle;
+  ModelHandle held = handle;
   auto done = [held, shapes, name, request_id, raw, top_k, received, start, tokenized,
                respond](absl::StatusOr<BatchResult> result) {
     if (!result.ok()) return respond(result.status());

@@ -8,6 +8,7 @@
 #include "bertserve/v1/inference.pb.h"
 #include "server/core/batcher.h"
 #include "server/core/model_registry.h"
+#include "server/core/worker_pool.h"
 
 namespace bertserve::core {
 
@@ -24,9 +25,12 @@ class Classifier {
   using Respond = std::function<void(absl::StatusOr<v1::ClassifyResponse>)>;
 
   // `registry` and `batcher` must outlive the classifier; `observer` (may be
-  // null) is told tokenization times.
-  Classifier(ModelRegistry* registry, Batcher* batcher, BatchObserver* observer = nullptr)
-      : registry_(registry), batcher_(batcher), observer_(observer) {}
+  // null) is told tokenization times. Requests for a model that must be
+  // placed first wait for it on `waiters` (when given), so the calling
+  // thread goes back to requests for other models.
+  Classifier(ModelRegistry* registry, Batcher* batcher, BatchObserver* observer = nullptr,
+             WorkerPool* waiters = nullptr)
+      : registry_(registry), batcher_(batcher), observer_(observer), waiters_(waiters) {}
 
   // `received` is when the request arrived, for the queue time; a model that
   // is not READY is placed first, within `deadline`. `respond` runs exactly
@@ -47,6 +51,10 @@ class Classifier {
   ModelRegistry* const registry_;
   Batcher* const batcher_;
   BatchObserver* const observer_;
+  WorkerPool* const waiters_;
+
+  void Queue(const v1::ClassifyRequest& request, ModelHandle handle, absl::Time received,
+             absl::Time deadline, Respond respond) const;
 };
 
 }  // namespace bertserve::core

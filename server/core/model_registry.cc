@@ -175,6 +175,27 @@ std::shared_ptr<const PlacementQueue::Job> ModelRegistry::SubmitPlace(const std:
       absl::StrCat("place/", name), [this, name] { return DoPlace(name); }, urgent);
 }
 
+absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return absl::NotFoundError(absl::StrCat("model \"", name, "\" is not in the repository"));
+  }
+  Entry& entry = it->second;
+  if (entry.info.state == ModelState::kReady && !entry.unloading) {
+    ++entry.info.in_use;
+    std::shared_ptr<LoadedModel> loaded = entry.loaded;
+    return ModelHandle(loaded.get(), [this, name, loaded](const LoadedModel*) { Release(name); });
+  }
+  if (entry.info.state == ModelState::kFailed) {
+    return absl::FailedPreconditionError(absl::StrCat("model \"", name, "\" failed to load: ",
+                                                      entry.info.last_error,
+                                                      " (Models.Load retries)"));
+  }
+  return absl::UnavailableError(absl::StrCat("model \"", name, "\" is not ready"));
+}
+
 absl::StatusOr<ModelHandle> ModelRegistry::Acquire(const std::string& name, absl::Time deadline) {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   // A model evicted between its placement and our hold is placed again; the

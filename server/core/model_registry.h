@@ -135,6 +135,9 @@ class ModelRegistry {
   absl::StatusOr<ModelHandle> Acquire(const std::string& name,
                                       absl::Time deadline = absl::InfiniteFuture())
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Acquire without waiting: Unavailable when the model is not READY now
+  // (nothing is started then); the other errors as Acquire.
+  absl::StatusOr<ModelHandle> TryAcquire(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Moves every idle (no handle held), unpinned READY model except `keep`
   // to the host tier, through the placement queue ahead of background work;

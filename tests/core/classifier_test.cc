@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "absl/synchronization/notification.h"
 #include "server/core/scores.h"
 #include "tests/test_util/fake_model.h"
 
@@ -21,6 +22,7 @@ class ClassifierTest : public ::testing::Test {
     repo_.AddModel("m",
                    "labels: \"a\" labels: \"b\" labels: \"c\" max_sequence_length: 6 "
                    "batch { max_client_batch_size: 4 max_batch_tokens: 12 }");
+    repo_.AddModel("cold");
     loader_.SetNumLabels("m", 3);
     absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo_.root());
     ASSERT_TRUE(r.ok());
@@ -31,7 +33,9 @@ class ClassifierTest : public ::testing::Test {
     registry_ = *std::move(registry);
     ASSERT_TRUE(registry_->Load("m").ok());
     batcher_ = std::make_unique<Batcher>(registry_.get(), BatcherOptions{});
-    classifier_ = std::make_unique<Classifier>(registry_.get(), batcher_.get());
+    waiters_ = std::make_unique<WorkerPool>(2);
+    classifier_ =
+        std::make_unique<Classifier>(registry_.get(), batcher_.get(), nullptr, waiters_.get());
   }
 
   static v1::ClassifyRequest Request(std::vector<std::string> texts) {
@@ -46,6 +50,7 @@ class ClassifierTest : public ::testing::Test {
   testing::FakeLoader loader_;
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<WorkerPool> waiters_;
   std::unique_ptr<Classifier> classifier_;
 };
 
@@ -161,6 +166,30 @@ TEST_F(ClassifierTest, TokenizeReportsOffsetsAndTypes) {
   EXPECT_EQ(r->tokens(2).token(), ",");
   EXPECT_EQ(r->tokens(3).start(), 7);
   EXPECT_EQ(r->tokens(0).sequence(), -1);
+}
+
+TEST_F(ClassifierTest, ARequestWaitingForPlacementDoesNotHoldUpOtherModels) {
+  absl::Notification load_started, release_load;
+  loader_.BlockLoad("cold", &load_started, &release_load);
+  absl::Notification cold_answered;
+  absl::StatusOr<v1::ClassifyResponse> cold;
+  v1::ClassifyRequest cold_request = Request({"hello"});
+  cold_request.set_model("cold");
+  // Returns at once: the wait for "cold" happens on the waiters pool.
+  classifier_->ClassifyAsync(cold_request, absl::Now(), absl::InfiniteFuture(),
+                             [&](absl::StatusOr<v1::ClassifyResponse> r) {
+                               cold = std::move(r);
+                               cold_answered.Notify();
+                             });
+  load_started.WaitForNotification();
+  // This thread, and the device, serve "m" while "cold" is still loading.
+  absl::StatusOr<v1::ClassifyResponse> warm = classifier_->Classify(Request({"hello"}), absl::Now());
+  ASSERT_TRUE(warm.ok()) << warm.status();
+  EXPECT_FALSE(cold_answered.HasBeenNotified());
+  release_load.Notify();
+  cold_answered.WaitForNotification();
+  ASSERT_TRUE(cold.ok()) << cold.status();
+  EXPECT_EQ(cold->results_size(), 1);
 }
 
 }  // namespace
