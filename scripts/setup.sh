@@ -19,7 +19,7 @@ packages=(
   # tests, fixtures and the outside client
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-torch python3-grpcio python3-grpc-tools python3-protobuf
-  shellcheck
+  shellcheck yamllint prometheus
 )
 # Some images ship Node.js with npm from elsewhere; Debian's npm would
 # conflict with it, so it is only asked for when there is no npm at all.

@@ -294,7 +294,8 @@ int Run(const Flags& flags) {
   batching.observer = &batch_metrics;
   // A device error that poisons the CUDA context cannot be recovered in
   // process: liveness fails so the orchestrator restarts the pod.
-  batching.on_device_lost = [&health](const absl::Status& error) {
+  batching.on_device_lost = [&health, &metrics](const absl::Status& error) {
+    metrics.SetReady(false);
     spdlog::critical("execution device failed, liveness is now NOT_SERVING (restart needed): {}",
                      std::string(error.message()));
     health.SetDeviceLost();
@@ -334,6 +335,7 @@ int Run(const Flags& flags) {
     }
     if (all_ready || !explicit_load) {
       health.SetServing(grpcsvc::kReadinessService, true);
+      metrics.SetReady(true);
       spdlog::info("ready: {} startup model(s) loaded", startup.size());
     } else {
       spdlog::error("not ready: a model named by --load failed to load");
@@ -351,6 +353,7 @@ int Run(const Flags& flags) {
                config.drain_timeout_seconds());
 
   health.Shutdown();
+  metrics.SetReady(false);
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(
                        static_cast<int64_t>(config.drain_timeout_seconds() * 1000)));

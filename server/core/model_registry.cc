@@ -185,6 +185,7 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
   Entry& entry = it->second;
   if (entry.info.state == ModelState::kReady && !entry.unloading) {
     ++entry.info.in_use;
+    entry.info.last_used = absl::Now();
     std::shared_ptr<LoadedModel> loaded = entry.loaded;
     return ModelHandle(loaded.get(), [this, name, loaded](const LoadedModel*) { Release(name); });
   }
@@ -211,6 +212,7 @@ absl::StatusOr<ModelHandle> ModelRegistry::Acquire(const std::string& name, absl
       Entry& entry = it->second;
       if (entry.info.state == ModelState::kReady && !entry.unloading) {
         ++entry.info.in_use;
+        entry.info.last_used = absl::Now();
         std::shared_ptr<LoadedModel> loaded = entry.loaded;
         // The deleter keeps the model alive and gives the hold back.
         return ModelHandle(loaded.get(), [this, name, loaded](const LoadedModel*) {

@@ -88,7 +88,11 @@ ServerMetrics::ServerMetrics()
       compute_duration_(Histogram("bertserve_compute_duration_seconds",
                                   "Time per executed forward pass.")),
       tokenize_duration_(Histogram("bertserve_tokenize_duration_seconds",
-                                   "Time to tokenize one request's inputs.")) {}
+                                   "Time to tokenize one request's inputs.")),
+      ready_(Gauge("bertserve_ready",
+                   "1 while the readiness health service is SERVING, else 0.")) {
+  ready_.Add({}).Set(0);
+}
 
 prometheus::Family<prometheus::Gauge>& ServerMetrics::Gauge(const std::string& name,
                                                            const std::string& help) {
@@ -167,6 +171,8 @@ void ServerMetrics::SetBatchTokenLimit(const std::string& model, int64_t tokens,
   batch_splits_.Add({{"model", model}});
   expired_.Add({{"model", model}});
 }
+
+void ServerMetrics::SetReady(bool ready) { ready_.Add({}).Set(ready ? 1 : 0); }
 
 void ServerMetrics::SetQueueDepth(const std::string& model, int64_t inputs) {
   queue_depth_.Add({{"model", model}}).Set(static_cast<double>(inputs));

@@ -72,6 +72,8 @@ class ServerMetrics {
   // `change` < 0 lowered, > 0 raised, 0 first set.
   void SetBatchTokenLimit(const std::string& model, int64_t tokens, int change);
   void SetQueueDepth(const std::string& model, int64_t inputs);
+  // 1 while the readiness health service is SERVING.
+  void SetReady(bool ready);
   // Runs before every scrape, so gauges read at that instant are current.
   void SetScrapeHook(std::function<void()> hook);
 
@@ -114,6 +116,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& queue_duration_;
   prometheus::Family<prometheus::Histogram>& compute_duration_;
   prometheus::Family<prometheus::Histogram>& tokenize_duration_;
+  prometheus::Family<prometheus::Gauge>& ready_;
   // Declared last: stops serving before the families it reads go away.
   std::unique_ptr<MetricsHttpServer> http_;
 };
