@@ -141,14 +141,15 @@ class MetricsBatchObserver : public core::BatchObserver {
   }
   void OnOom(const std::string& model) override {
     metrics_->RecordOom(model);
-    spdlog::warn("model {}: forward ran out of memory; splitting the batch", model);
+    spdlog::warn("model {}: forward ran out of memory; splitting the batch (model={})", model,
+                 model);
   }
   void OnSplit(const std::string& model) override { metrics_->RecordSplit(model); }
   void OnTokenLimit(const std::string& model, int64_t tokens, int change) override {
     metrics_->SetBatchTokenLimit(model, tokens, change);
     if (change != 0) {
-      spdlog::info("model {}: batch token limit {} to {}", model, change < 0 ? "lowered" : "raised",
-                   tokens);
+      spdlog::info("model {}: batch token limit {} to {} (model={}, batch_token_limit={})", model,
+                   change < 0 ? "lowered" : "raised", tokens, model, tokens);
     }
   }
   void OnQueueDepth(const std::string& model, int64_t inputs) override {
@@ -229,15 +230,18 @@ int Run(const Flags& flags) {
     metrics.SetModelMemory(info.name, "host", static_cast<double>(info.host_bytes));
     metrics.SetActivationReserve(info.name, static_cast<double>(info.activation_reserve));
   };
-  for (const core::ModelInfo& info : registry.List()) export_model(info);
+  for (const core::ModelInfo& info : registry.List()) {
+    metrics.InitModel(info.name);
+    export_model(info);
+  }
   registry.AddStateListener([export_model](const core::ModelInfo& info) {
     export_model(info);
     if (info.state == core::ModelState::kFailed) {
-      spdlog::error("model {} failed: {}", info.name, info.last_error);
+      spdlog::error("model {} failed: {} model={}", info.name, info.last_error, info.name);
     } else {
-      spdlog::info("model {} is {} (device={}, weight_bytes={}, device_bytes={}, host_bytes={}, "
-                   "activation_reserve={}, batch_token_limit={} of {} configured)",
-                   info.name, std::string(core::ModelStateName(info.state)), info.device,
+      spdlog::info("model {} is {} (model={}, device={}, weight_bytes={}, device_bytes={}, "
+                   "host_bytes={}, activation_reserve={}, batch_token_limit={} of {} configured)",
+                   info.name, std::string(core::ModelStateName(info.state)), info.name, info.device,
                    info.weight_bytes, info.device_bytes, info.host_bytes, info.activation_reserve,
                    info.batch_token_limit, info.config.batch().max_batch_tokens());
     }
@@ -246,10 +250,11 @@ int Run(const Flags& flags) {
     const std::string kind(core::PlacementKindName(e.kind));
     metrics.RecordPlacement(e.model, kind, e.ok, e.seconds);
     if (e.ok) {
-      spdlog::info("placement {} of {}: {} bytes in {:.3f} s", kind, e.model, e.bytes, e.seconds);
+      spdlog::info("placement {} of {}: {} bytes in {:.3f} s (model={}, kind={}, bytes={}, seconds={:.3f})",
+                   kind, e.model, e.bytes, e.seconds, e.model, kind, e.bytes, e.seconds);
     } else {
-      spdlog::warn("placement {} of {} failed after {:.3f} s: {}", kind, e.model, e.seconds,
-                   e.error);
+      spdlog::warn("placement {} of {} failed after {:.3f} s (model={}, kind={}, bytes={}): {}", kind,
+                   e.model, e.seconds, e.model, kind, e.bytes, e.error);
     }
   });
   metrics.SetScrapeHook([&metrics, &registry] {

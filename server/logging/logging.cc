@@ -1,6 +1,10 @@
 #include "server/logging/logging.h"
 
+#include <algorithm>
 #include <chrono>
+#include <string_view>
+#include <utility>
+#include <vector>
 #include <memory>
 
 #include <spdlog/pattern_formatter.h>
@@ -36,6 +40,32 @@ void AppendJsonString(std::string_view s, spdlog::memory_buf_t& out) {
   out.push_back('"');
 }
 
+bool IsKeyChar(char c) { return (c >= 'a' && c <= 'z') || c == '_'; }
+
+// The key=value tokens of a message ("model=tt-tuple bytes=42"), in order,
+// each key once (the first wins); "time", "level" and "message" are never
+// fields. A value runs to the next space, comma or closing parenthesis.
+std::vector<std::pair<std::string_view, std::string_view>> Fields(std::string_view text) {
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  size_t i = 0;
+  while ((i = text.find('=', i)) != std::string_view::npos) {
+    size_t k = i;
+    while (k > 0 && IsKeyChar(text[k - 1])) --k;
+    size_t v = i + 1;
+    while (v < text.size() && text[v] != ' ' && text[v] != ',' && text[v] != ')') ++v;
+    const std::string_view key = text.substr(k, i - k);
+    const std::string_view value = text.substr(i + 1, v - i - 1);
+    const bool taken = std::any_of(fields.begin(), fields.end(),
+                                   [&](const auto& f) { return f.first == key; });
+    if (!key.empty() && !value.empty() && !taken && key != "time" && key != "level" &&
+        key != "message") {
+      fields.emplace_back(key, value);
+    }
+    i = v;
+  }
+  return fields;
+}
+
 // One JSON object per line, so log shippers need no multi-line parsing.
 class JsonFormatter final : public spdlog::formatter {
  public:
@@ -48,7 +78,14 @@ class JsonFormatter final : public spdlog::formatter {
     const auto level = spdlog::level::to_string_view(msg.level);
     AppendJsonString(std::string_view(level.data(), level.size()), dest);
     dest.append(std::string_view(",\"message\":"));
-    AppendJsonString(std::string_view(msg.payload.data(), msg.payload.size()), dest);
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    AppendJsonString(payload, dest);
+    for (const auto& [key, value] : Fields(payload)) {
+      dest.push_back(',');
+      AppendJsonString(key, dest);
+      dest.push_back(':');
+      AppendJsonString(value, dest);
+    }
     dest.append(std::string_view("}\n"));
   }
   std::unique_ptr<formatter> clone() const override { return std::make_unique<JsonFormatter>(); }

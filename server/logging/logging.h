@@ -8,8 +8,8 @@
 namespace bertserve::logging {
 
 // Sets spdlog's default logger to stderr with `format` "text" (human lines)
-// or "json" (one object per line: time, level, message, and the key=value
-// fields the message ends with). `level` is trace|debug|info|warn|error.
+// or "json" (one object per line: time, level, message, and each key=value
+// token of the message as a field of its own, e.g. model=tt-tuple). `level` is trace|debug|info|warn|error.
 // InvalidArgument for other values.
 absl::Status Configure(const std::string& format, const std::string& level);
 

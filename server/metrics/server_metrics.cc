@@ -172,6 +172,20 @@ void ServerMetrics::SetBatchTokenLimit(const std::string& model, int64_t tokens,
   expired_.Add({{"model", model}});
 }
 
+void ServerMetrics::InitModel(const std::string& model) {
+  for (const char* kind : {"load", "swap_in", "evict", "unload"}) {
+    for (const char* result : {"ok", "error"}) {
+      placements_.Add({{"model", model}, {"kind", kind}, {"result", result}});
+    }
+  }
+  oom_events_.Add({{"model", model}});
+  batch_splits_.Add({{"model", model}});
+  expired_.Add({{"model", model}});
+  token_limit_changes_.Add({{"model", model}, {"direction", "down"}});
+  token_limit_changes_.Add({{"model", model}, {"direction", "up"}});
+  queue_depth_.Add({{"model", model}}).Set(0);
+}
+
 void ServerMetrics::SetReady(bool ready) { ready_.Add({}).Set(ready ? 1 : 0); }
 
 void ServerMetrics::SetQueueDepth(const std::string& model, int64_t inputs) {

@@ -72,6 +72,9 @@ class ServerMetrics {
   // `change` < 0 lowered, > 0 raised, 0 first set.
   void SetBatchTokenLimit(const std::string& model, int64_t tokens, int change);
   void SetQueueDepth(const std::string& model, int64_t inputs);
+  // Creates the model's counter and gauge series at 0, so that rates and
+  // alerts see them before the first event.
+  void InitModel(const std::string& model);
   // 1 while the readiness health service is SERVING.
   void SetReady(bool ready);
   // Runs before every scrape, so gauges read at that instant are current.

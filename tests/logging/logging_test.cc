@@ -34,6 +34,21 @@ TEST(LoggingTest, JsonLinesAreOneParsableObjectEach) {
   EXPECT_EQ(count, 1);
 }
 
+TEST(LoggingTest, JsonLinesCarryKeyValueTokensAsFields) {
+  ASSERT_TRUE(Configure("json", "info").ok());
+  ::testing::internal::CaptureStderr();
+  spdlog::info("placement evict of m: 42 bytes (model=m, kind=evict, bytes=42, model=other, "
+               "level=x, =skipped, empty=)");
+  spdlog::default_logger()->flush();
+  nlohmann::json j = nlohmann::json::parse(::testing::internal::GetCapturedStderr());
+  EXPECT_EQ(j["model"], "m");  // the first of a key wins
+  EXPECT_EQ(j["kind"], "evict");
+  EXPECT_EQ(j["bytes"], "42");
+  EXPECT_EQ(j["level"], "info");  // never overwritten by a token
+  EXPECT_FALSE(j.contains("empty"));
+  EXPECT_EQ(j.size(), 6u);  // time, level, message, model, kind, bytes
+}
+
 TEST(LoggingTest, TextFormatAndLevels) {
   ASSERT_TRUE(Configure("text", "warn").ok());
   ::testing::internal::CaptureStderr();
