@@ -94,22 +94,28 @@ class InferenceService::StreamReactor final
   }
 
  private:
+  // On the pool: parse, then hand the request to the batcher; Complete runs
+  // when its answer is known (on a batch executor, or here on early errors),
+  // so no pool thread waits for a forward.
   void Work(int64_t seq, const grpc::ByteBuffer& bytes, absl::Time received) {
     v1::ClassifyRequest request;
-    v1::ClassifyStreamResponse answer;
-    std::string model;
     absl::Status status = ParseRequest(bytes, &request);
-    if (status.ok()) {
-      model = service_->ModelLabel(request.model());
-      answer.set_request_id(request.request_id());
-      absl::StatusOr<v1::ClassifyResponse> response =
-          service_->classifier_->Classify(request, received, deadline_);
-      if (response.ok()) {
-        *answer.mutable_response() = *std::move(response);
-      } else {
-        status = response.status();
-      }
-    }
+    if (!status.ok()) return Complete(seq, "", "", status, received);
+    std::string model = service_->ModelLabel(request.model());
+    std::string request_id = request.request_id();
+    service_->classifier_->ClassifyAsync(
+        request, received, deadline_,
+        [this, seq, model, request_id, received](absl::StatusOr<v1::ClassifyResponse> response) {
+          Complete(seq, model, request_id, std::move(response), received);
+        });
+  }
+
+  void Complete(int64_t seq, const std::string& model, const std::string& request_id,
+                absl::StatusOr<v1::ClassifyResponse> response, absl::Time received) {
+    v1::ClassifyStreamResponse answer;
+    answer.set_request_id(request_id);
+    absl::Status status = response.status();
+    if (response.ok()) *answer.mutable_response() = *std::move(response);
     answer.set_error_code(static_cast<int32_t>(status.code()));
     answer.set_error_message(std::string(status.message()));
     if (service_->observer_ != nullptr && *service_->observer_) {
