@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import grpc
 from google.protobuf import json_format, symbol_database
@@ -470,3 +471,19 @@ def probabilities(logits):
 def read_vocab():
     with open(os.path.join(test_data_dir(), "vocab.txt"), encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f]
+
+
+def scrape_metrics(port):
+    """The text of one /metrics scrape."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def metric_samples(body, name):
+    """{labels-string: value} for every sample of metric `name` in a scrape."""
+    values = {}
+    for line in body.splitlines():
+        m = re.match(r"^%s(\{[^}]*\})?\s+(\S+)$" % re.escape(name), line)
+        if m:
+            values[m.group(1) or ""] = float(m.group(2))
+    return values

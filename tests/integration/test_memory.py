@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import unittest
-import urllib.request
 
 import grpc
 
@@ -31,14 +30,7 @@ TOLERANCE = 1e-5 if DEVICE == "sim" else 2e-3
 
 
 def metric_values(port, name):
-    """{labels-string: value} for every series of metric `name`."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    values = {}
-    for line in body.splitlines():
-        m = re.match(r"^%s(\{[^}]*\})?\s+(\S+)$" % re.escape(name), line)
-        if m:
-            values[m.group(1) or ""] = float(m.group(2))
-    return values
+    return harness.metric_samples(harness.scrape_metrics(port), name)
 
 
 def rss_bytes(pid):

@@ -31,17 +31,11 @@ def free_port():
 
 
 def scrape(port):
-    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return harness.scrape_metrics(port)
 
 
 def series(body, name):
-    """{labels-string: value} for every sample of `name` in a scrape."""
-    out = {}
-    for line in body.splitlines():
-        m = re.match(r"^%s(\{[^}]*\})?\s+(\S+)$" % re.escape(name), line)
-        if m:
-            out[m.group(1) or ""] = float(m.group(2))
-    return out
+    return harness.metric_samples(body, name)
 
 
 class Prometheus:
