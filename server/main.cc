@@ -283,6 +283,14 @@ int Run(const Flags& flags) {
                                                     absl::string_view method,
                                                     grpc::StatusCode code, double seconds) {
     metrics.RecordRequest(model, method, grpcsvc::CodeName(code), seconds);
+    // Failures on the server's side (not the client's) are logged, once each.
+    if (code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::UNAVAILABLE ||
+        code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      const std::string code_name(grpcsvc::CodeName(code));
+      spdlog::warn("{} for model {} ended {} after {:.3f} s (model={}, method={}, code={})",
+                   std::string(method), model, code_name, seconds, model, std::string(method),
+                   code_name);
+    }
   };
 
   core::WorkerPool inference_pool(config.worker_threads());

@@ -1,5 +1,7 @@
 #include "server/metrics/server_metrics.h"
 
+#include <algorithm>
+
 #include <exception>
 
 #include "absl/strings/str_cat.h"
@@ -89,6 +91,9 @@ ServerMetrics::ServerMetrics()
                                   "Time per executed forward pass.")),
       tokenize_duration_(Histogram("bertserve_tokenize_duration_seconds",
                                    "Time to tokenize one request's inputs.")),
+      allocator_fragmentation_(Gauge("bertserve_allocator_fragmentation_ratio",
+                                     "Share of the allocator's reserved bytes not holding live "
+                                     "tensors (cached or fragmented), 0 to 1.")),
       ready_(Gauge("bertserve_ready",
                    "1 while the readiness health service is SERVING, else 0.")) {
   ready_.Add({}).Set(0);
@@ -219,6 +224,12 @@ void ServerMetrics::SetMemory(const MemoryGauges& g) {
   allocator_allocated_.Add(device).Set(g.allocator_allocated);
   allocator_reserved_.Add(device).Set(g.allocator_reserved);
   allocator_peak_.Add(device).Set(g.allocator_peak);
+  // Share of the allocator's reservation that holds no live tensor: cached
+  // blocks, reusable by us but not by other processes.
+  allocator_fragmentation_.Add(device).Set(
+      g.allocator_reserved > 0
+          ? std::max(0.0, (g.allocator_reserved - g.allocator_allocated) / g.allocator_reserved)
+          : 0.0);
   host_memory_.Add({}).Set(g.host);
   host_budget_.Add({}).Set(g.host_budget);
   placement_queue_depth_.Add(device).Set(g.placement_queue_depth);

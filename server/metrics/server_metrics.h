@@ -119,6 +119,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& queue_duration_;
   prometheus::Family<prometheus::Histogram>& compute_duration_;
   prometheus::Family<prometheus::Histogram>& tokenize_duration_;
+  prometheus::Family<prometheus::Gauge>& allocator_fragmentation_;
   prometheus::Family<prometheus::Gauge>& ready_;
   // Declared last: stops serving before the families it reads go away.
   std::unique_ptr<MetricsHttpServer> http_;
