@@ -81,7 +81,7 @@ absl::StatusOr<Placement> MakePlacement(const v1::ServerConfig& config) {
   if (spec == "auto") spec = torchrt::CudaAvailable() ? "cuda:0" : "cpu";
   Placement p;
   absl::StatusOr<std::unique_ptr<torchrt::TorchDevice>> device =
-      torchrt::CreateTorchDevice(spec, sim->bytes);
+      torchrt::CreateTorchDevice(spec, sim->bytes, config.simulated_foreign_memory_file());
   if (!device.ok()) {
     return absl::Status(device.status().code(),
                         absl::StrCat("--device ", spec, ": ", device.status().message()));
@@ -431,6 +431,11 @@ int main(int argc, char** argv) {
   auto* sim_opt = app.add_option("--simulated-device-memory", sim_memory,
                                  "Capacity of the simulated device, with --device sim "
                                  "(default 1GiB)");
+  std::string foreign_file;
+  auto* foreign_opt = app.add_option(
+      "--simulated-foreign-memory-file", foreign_file,
+      "With --device sim: a file holding the bytes other processes use on the simulated "
+      "device, re-read every few ms (to exercise OOM recovery under outside pressure)");
   int64_t queued_inputs_per_model = 0, queued_tokens_per_model = 0, queued_inputs = 0,
           queued_tokens = 0;
   auto* qipm_opt =
@@ -474,6 +479,7 @@ int main(int argc, char** argv) {
   if (*reserve_opt) c.set_vram_reserve(vram_reserve);
   if (*host_opt) c.set_host_budget(host_budget);
   if (*sim_opt) c.set_simulated_device_memory(sim_memory);
+  if (*foreign_opt) c.set_simulated_foreign_memory_file(foreign_file);
   if (*qipm_opt) c.set_max_queued_inputs_per_model(queued_inputs_per_model);
   if (*qtpm_opt) c.set_max_queued_tokens_per_model(queued_tokens_per_model);
   if (*qi_opt) c.set_max_queued_inputs(queued_inputs);

@@ -4,6 +4,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <utility>
 #include <limits>
 #include <new>
 
@@ -11,7 +15,10 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 
 namespace bertserve::torchrt {
 namespace {
@@ -63,10 +70,11 @@ class UncountedScope {
 // whichever the installed libtorch declares virtual is the one overridden.
 class BudgetedCpuAllocator final : public c10::Allocator {
  public:
-  BudgetedCpuAllocator(c10::Allocator* wrapped, int64_t capacity)
+  BudgetedCpuAllocator(c10::Allocator* wrapped, int64_t capacity, std::string foreign_file)
       : wrapped_(wrapped),
         wrapped_delete_(wrapped->raw_deleter()),
         capacity_(capacity),
+        foreign_file_(std::move(foreign_file)),
         limit_(capacity) {}
 
   c10::DataPtr allocate(size_t n) const {
@@ -99,6 +107,23 @@ class BudgetedCpuAllocator final : public c10::Allocator {
   int64_t allocated() const { return allocated_.load(); }
   int64_t peak() const { return peak_.load(); }
   void set_limit(int64_t bytes) { limit_.store(std::clamp<int64_t>(bytes, 0, capacity_)); }
+
+  // Bytes other processes hold on the device: the number in `foreign_file_`
+  // (0 without one, or when it is missing or not a number), read again at
+  // most every 5 ms.
+  int64_t foreign() const {
+    if (foreign_file_.empty()) return 0;
+    const int64_t now = absl::GetCurrentTimeNanos();
+    int64_t due = next_read_ns_.load();
+    if (now >= due && next_read_ns_.compare_exchange_strong(due, now + 5'000'000)) {
+      std::ifstream in(foreign_file_);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      int64_t bytes = 0;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &bytes) || bytes < 0) bytes = 0;
+      foreign_.store(bytes);
+    }
+    return foreign_.load();
+  }
   void ResetPeak() { peak_.store(allocated_.load()); }
 
  private:
@@ -106,7 +131,8 @@ class BudgetedCpuAllocator final : public c10::Allocator {
   // would pass the limit. A compare-exchange loop, so that concurrent
   // allocations never see a transient total above the limit.
   void Reserve(size_t n) const {
-    const int64_t limit = limit_.load();
+    // The cap, or what other processes leave of the capacity if less.
+    const int64_t limit = std::min(limit_.load(), capacity_ - foreign());
     const int64_t want = n > static_cast<size_t>(std::numeric_limits<int64_t>::max())
                              ? std::numeric_limits<int64_t>::max()
                              : static_cast<int64_t>(n);
@@ -130,6 +156,9 @@ class BudgetedCpuAllocator final : public c10::Allocator {
   c10::Allocator* const wrapped_;
   const c10::DeleterFnPtr wrapped_delete_;
   const int64_t capacity_;
+  const std::string foreign_file_;
+  mutable std::atomic<int64_t> foreign_{0};
+  mutable std::atomic<int64_t> next_read_ns_{0};
   std::atomic<int64_t> limit_;
   mutable std::atomic<int64_t> allocated_{0};
   mutable std::atomic<int64_t> peak_{0};
@@ -156,7 +185,8 @@ at::Tensor CopyToCpu(const at::Tensor& t) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SimulatedDevice>> SimulatedDevice::Create(int64_t capacity_bytes) {
+absl::StatusOr<std::unique_ptr<SimulatedDevice>> SimulatedDevice::Create(
+    int64_t capacity_bytes, const std::string& foreign_file) {
   if (capacity_bytes <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "simulated device: capacity must be a positive number of bytes, got ", capacity_bytes));
@@ -171,7 +201,7 @@ absl::StatusOr<std::unique_ptr<SimulatedDevice>> SimulatedDevice::Create(int64_t
     return absl::FailedPreconditionError(
         "simulated device: the installed CPU allocator has no raw deleter to wrap");
   }
-  auto* allocator = new BudgetedCpuAllocator(current, capacity_bytes);
+  auto* allocator = new BudgetedCpuAllocator(current, capacity_bytes, foreign_file);
   g_allocator.store(allocator);
   c10::SetCPUAllocator(allocator, kAllocatorPriority);
   if (c10::GetCPUAllocator() != allocator) {
@@ -186,7 +216,7 @@ core::DeviceMemory SimulatedDevice::Memory() const {
   core::DeviceMemory m;
   m.total_bytes = a.capacity();
   m.allocated_bytes = a.allocated();
-  m.free_bytes = std::max<int64_t>(0, m.total_bytes - m.allocated_bytes);
+  m.free_bytes = std::max<int64_t>(0, m.total_bytes - m.allocated_bytes - a.foreign());
   m.reserved_bytes = m.allocated_bytes;
   m.peak_bytes = a.peak();
   return m;

@@ -30,13 +30,17 @@ namespace bertserve::torchrt {
 // after the first is destroyed (its counted tensors may outlive it). The
 // allocator stays installed for the life of the process.
 //
-// Memory(): total = capacity; free = capacity - allocated; allocated =
+// Memory(): total = capacity; free = capacity - allocated - foreign; allocated =
 // counted live bytes; reserved = allocated (no cache); peak since ResetPeak.
 // Thread-safe (atomics).
 class SimulatedDevice : public TorchDevice {
  public:
-  // `capacity_bytes` > 0, else InvalidArgument.
-  static absl::StatusOr<std::unique_ptr<SimulatedDevice>> Create(int64_t capacity_bytes);
+  // `capacity_bytes` > 0, else InvalidArgument. `foreign_file`, if not
+  // empty, simulates other processes on the device: it holds the number of
+  // bytes they use (re-read every few milliseconds; missing means 0), which
+  // lowers free_bytes and the room allocations have, as on a shared GPU.
+  static absl::StatusOr<std::unique_ptr<SimulatedDevice>> Create(
+      int64_t capacity_bytes, const std::string& foreign_file = "");
 
   SimulatedDevice(const SimulatedDevice&) = delete;
   SimulatedDevice& operator=(const SimulatedDevice&) = delete;

@@ -27,8 +27,9 @@ bool ParseIndex(absl::string_view rest, int* index) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TorchDevice>> CreateTorchDevice(const std::string& spec,
-                                                               int64_t simulated_capacity_bytes) {
+absl::StatusOr<std::unique_ptr<TorchDevice>> CreateTorchDevice(
+    const std::string& spec, int64_t simulated_capacity_bytes,
+    const std::string& simulated_foreign_file) {
   absl::string_view rest = spec;
   int index = 0;
   if (spec == "cpu") return std::make_unique<CpuDevice>();
@@ -38,7 +39,7 @@ absl::StatusOr<std::unique_ptr<TorchDevice>> CreateTorchDevice(const std::string
           absl::StrCat("unknown device \"", spec, "\": the simulated device is sim or sim:0"));
     }
     absl::StatusOr<std::unique_ptr<SimulatedDevice>> sim =
-        SimulatedDevice::Create(simulated_capacity_bytes);
+        SimulatedDevice::Create(simulated_capacity_bytes, simulated_foreign_file);
     if (!sim.ok()) return sim.status();
     return std::unique_ptr<TorchDevice>(*std::move(sim));
   }

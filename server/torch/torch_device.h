@@ -64,8 +64,10 @@ class TorchDevice : public core::Device {
 //                          device count; FailedPrecondition in builds
 //                          without CUDA support
 // Anything else is InvalidArgument.
-absl::StatusOr<std::unique_ptr<TorchDevice>> CreateTorchDevice(const std::string& spec,
-                                                               int64_t simulated_capacity_bytes);
+// `simulated_foreign_file`: see SimulatedDevice::Create.
+absl::StatusOr<std::unique_ptr<TorchDevice>> CreateTorchDevice(
+    const std::string& spec, int64_t simulated_capacity_bytes,
+    const std::string& simulated_foreign_file = "");
 
 // True in CUDA builds with at least one visible GPU; GPU tests skip otherwise.
 bool CudaAvailable();

@@ -109,9 +109,14 @@ class ObservabilityTest(harness.ServerTestCase):
         weights = max(harness.ReferenceModel(os.path.join(cls.repo, n)).weight_bytes()
                       for n in MODELS)
         # Two of the three models fit: round-robin traffic evicts and swaps.
+        # The foreign-memory file lets a test squeeze the simulated device.
+        cls.foreign = os.path.join(cls.repo, "foreign-bytes")
+        with open(cls.foreign, "w") as f:
+            f.write("0")
         harness.start_server(cls, repository=cls.repo, load=[], extra_args=[
             "--device", "sim", "--simulated-device-memory", str(4 * weights),
-            "--vram-reserve", "0", "--vram-budget", str(3 * weights)])
+            "--vram-reserve", "0", "--vram-budget", str(3 * weights),
+            "--simulated-foreign-memory-file", cls.foreign])
         cls.server.wait_ready()
         cls.prometheus = Prometheus(cls.server.metrics_port,
                                     os.path.join(source, "deploy", "prometheus",
@@ -132,6 +137,29 @@ class ObservabilityTest(harness.ServerTestCase):
             "the traffic",
             lambda: (cls.prometheus.value('sum(bertserve_requests_total{code="OK"})') or 0) >= 30
             and (cls.prometheus.value('sum(bertserve_requests_total{code="NOT_FOUND"})') or 0) >= 1)
+
+    def test_oom_splits_show_in_promql(self):
+        # tt-tuple resident, then "another process" leaves a quarter of the
+        # activations a full batch of it needs: an 8-input request OOMs and splits.
+        self.server.inference.Classify(classify_request("tt-tuple", ["warm"]))
+        status = self.server.models.Get(models_pb2.GetModelRequest(name="tt-tuple"))
+        device = self.server.models.List(models_pb2.ListModelsRequest()).device
+        with open(self.foreign, "w") as f:
+            f.write(str(device.total_bytes - device.allocator_allocated_bytes
+                        - status.activation_reserve_bytes // 4))
+        try:
+            words = " ".join(["serving"] * 40)
+            reply = self.server.inference.Classify(classify_request("tt-tuple", [words] * 8))
+            self.assertEqual(len(reply.results), 8)
+        finally:
+            with open(self.foreign, "w") as f:
+                f.write("0")
+        p = self.prometheus
+        p.wait_for("OOM events and splits", lambda: (
+            (p.value('sum(bertserve_oom_events_total{model="tt-tuple"})') or 0) > 0
+            and (p.value('sum(bertserve_batch_splits_total{model="tt-tuple"})') or 0) > 0
+            and (p.value('sum(bertserve_batch_token_limit_changes_total'
+                         '{model="tt-tuple", direction="down"})') or 0) > 0))
 
     def test_promtool_passes_a_live_scrape(self):
         body = scrape(self.server.metrics_port)
