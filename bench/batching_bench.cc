@@ -69,7 +69,7 @@ struct Counts : core::BatchObserver {
     real_tokens += real;
   }
   void OnQueued(const std::string&, double) override {}
-  void OnOom(const std::string&) override {}
+  void OnOom(const std::string&, int64_t, const absl::Status&) override {}
   void OnSplit(const std::string&) override {}
   void OnTokenLimit(const std::string&, int64_t, int) override {}
   void OnQueueDepth(const std::string&, int64_t) override {}

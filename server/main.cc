@@ -139,10 +139,11 @@ class MetricsBatchObserver : public core::BatchObserver {
   void OnQueued(const std::string& model, double seconds) override {
     metrics_->RecordQueueWait(model, seconds);
   }
-  void OnOom(const std::string& model) override {
+  void OnOom(const std::string& model, int64_t padded_tokens, const absl::Status& error) override {
     metrics_->RecordOom(model);
-    spdlog::warn("model {}: forward ran out of memory; splitting the batch (model={})", model,
-                 model);
+    spdlog::warn("model {}: a forward of {} tokens ran out of memory, splitting it: {} (model={}, "
+                 "tokens={})",
+                 model, padded_tokens, std::string(error.message()), model, padded_tokens);
   }
   void OnSplit(const std::string& model) override { metrics_->RecordSplit(model); }
   void OnTokenLimit(const std::string& model, int64_t tokens, int change) override {
@@ -281,15 +282,18 @@ int Run(const Flags& flags) {
 
   const grpcsvc::CallObserver observer = [&metrics](const std::string& model,
                                                     absl::string_view method,
-                                                    grpc::StatusCode code, double seconds) {
+                                                    const grpc::Status& status, double seconds,
+                                                    const std::string& request_id) {
+    const grpc::StatusCode code = status.error_code();
     metrics.RecordRequest(model, method, grpcsvc::CodeName(code), seconds);
     // Failures on the server's side (not the client's) are logged, once each.
     if (code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::UNAVAILABLE ||
         code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::DEADLINE_EXCEEDED) {
       const std::string code_name(grpcsvc::CodeName(code));
-      spdlog::warn("{} for model {} ended {} after {:.3f} s (model={}, method={}, code={})",
-                   std::string(method), model, code_name, seconds, model, std::string(method),
-                   code_name);
+      spdlog::warn("{} for model {} ended {} after {:.3f} s: {} (model={}, method={}, code={}{}{})",
+                   std::string(method), model, code_name, seconds, status.error_message(), model,
+                   std::string(method), code_name, request_id.empty() ? "" : ", request_id=",
+                   request_id);
     }
   };
 

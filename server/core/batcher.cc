@@ -376,7 +376,7 @@ void Batcher::Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict
   }
   const absl::Status& error = logits.status();
   if (absl::IsResourceExhausted(error)) {
-    if (options_.observer) options_.observer->OnOom(queue->name);
+    if (options_.observer) options_.observer->OnOom(queue->name, cost, error);
     AdjustLimit(queue, /*oom=*/true, cost);
     if (live.size() > 1) {
       if (options_.observer) options_.observer->OnSplit(queue->name);

@@ -44,7 +44,9 @@ class BatchObserver {
                        int64_t real_tokens, double seconds) = 0;
   // An input left its queue for a batch after `seconds` waiting.
   virtual void OnQueued(const std::string& model, double seconds) = 0;
-  virtual void OnOom(const std::string& model) = 0;
+  // A forward of `padded_tokens` ran out of memory with `error`.
+  virtual void OnOom(const std::string& model, int64_t padded_tokens,
+                     const absl::Status& error) = 0;
   virtual void OnSplit(const std::string& model) = 0;
   // The model's adaptive batch token limit: `change` < 0 lowered after an
   // OOM, > 0 raised after a run of successes, 0 first set.

@@ -20,7 +20,8 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
       [this, context](const v1::ClassifyRequest& r, absl::Time received,
                       std::function<void(absl::StatusOr<v1::ClassifyResponse>)> respond) {
         classifier_->ClassifyAsync(r, received, DeadlineOf(context), std::move(respond));
-      });
+      },
+      [](const v1::ClassifyRequest& r) { return r.request_id(); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
@@ -119,8 +120,8 @@ class InferenceService::StreamReactor final
     answer.set_error_code(static_cast<int32_t>(status.code()));
     answer.set_error_message(std::string(status.message()));
     if (service_->observer_ != nullptr && *service_->observer_) {
-      (*service_->observer_)(model, "ClassifyStream", ToGrpcStatus(status).error_code(),
-                             absl::ToDoubleSeconds(absl::Now() - received));
+      (*service_->observer_)(model, "ClassifyStream", ToGrpcStatus(status),
+                             absl::ToDoubleSeconds(absl::Now() - received), request_id);
     }
     grpc::ByteBuffer out;
     (void)SerializeResponse(answer, &out);

@@ -16,10 +16,12 @@
 namespace bertserve::grpcsvc {
 
 // Told about every finished RPC: the model label (a known model or ""), the
-// method, the final code and the seconds it took.
+// method, the final status, the seconds it took and the client's request id
+// ("" where the method has none).
 using CallObserver =
-    std::function<void(const std::string& model, absl::string_view method, grpc::StatusCode code,
-                       double seconds)>;
+    std::function<void(const std::string& model, absl::string_view method,
+                       const grpc::Status& status, double seconds,
+                       const std::string& request_id)>;
 
 // The call's deadline; InfiniteFuture when the client set none.
 inline absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
@@ -59,8 +61,7 @@ grpc::ServerUnaryReactor* RunUnary(
     }
     grpc::Status result = ToGrpcStatus(status);
     if (observer != nullptr && *observer) {
-      (*observer)(model, method, result.error_code(),
-                  absl::ToDoubleSeconds(absl::Now() - received));
+      (*observer)(model, method, result, absl::ToDoubleSeconds(absl::Now() - received), "");
     }
     reactor->Finish(result);
   });
@@ -76,7 +77,8 @@ grpc::ServerUnaryReactor* RunUnaryAsync(
     const CallObserver* observer, std::function<std::string(const Request&)> model_label,
     std::function<void(const Request&, absl::Time received,
                        std::function<void(absl::StatusOr<Response>)> respond)>
-        handler) {
+        handler,
+    std::function<std::string(const Request&)> request_id = nullptr) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time received = absl::Now();
   pool->Submit([=, method = std::string(method)] {
@@ -84,8 +86,8 @@ grpc::ServerUnaryReactor* RunUnaryAsync(
     auto finish = [=](const std::string& model, absl::Status status) {
       grpc::Status result = ToGrpcStatus(status);
       if (observer != nullptr && *observer) {
-        (*observer)(model, method, result.error_code(),
-                    absl::ToDoubleSeconds(absl::Now() - received));
+        (*observer)(model, method, result, absl::ToDoubleSeconds(absl::Now() - received),
+                    request_id ? request_id(*request) : std::string());
       }
       reactor->Finish(result);
     };

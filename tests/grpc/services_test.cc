@@ -44,7 +44,8 @@ class ServicesTest : public ::testing::TestWithParam<int> {
     batcher_ = std::make_unique<core::Batcher>(registry_.get(), batching);
     classifier_ = std::make_unique<core::Classifier>(registry_.get(), batcher_.get());
     observer_ = [this](const std::string& model, absl::string_view method,
-                       grpc::StatusCode code, double) {
+                       const grpc::Status& status, double, const std::string&) {
+      const grpc::StatusCode code = status.error_code();
       absl::MutexLock lock(&mu_);
       observed_.push_back(model + "/" + std::string(method) + "/" + std::string(CodeName(code)));
     };

@@ -128,13 +128,19 @@ class OomStormTest(harness.ServerTestCase):
         # Half of what one 64-token row needs (the reserve covers 32 of them).
         self.leave_free(status.activation_reserve_bytes // 64)
         try:
-            self.assertRpcError([grpc.StatusCode.RESOURCE_EXHAUSTED], "even alone",
-                                self.classify, [long_text])
+            self.assertRpcError(
+                [grpc.StatusCode.RESOURCE_EXHAUSTED], "even alone", self.server.inference.Classify,
+                classify_request("storm", [long_text], request_id="too-long-1"))
             reply = self.classify(["hello"])
             self.assertEqual(len(reply.results), 1)
         finally:
             self.press(0)
         self.assertEqual(len(self.classify([long_text]).results), 1)
+        # The failure is logged once, with its model, code and request id.
+        lines = [l for l in self.server.log().splitlines() if "request_id=too-long-1" in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("code=RESOURCE_EXHAUSTED", lines[0])
+        self.assertIn("model=storm", lines[0])
 
 
 if __name__ == "__main__":

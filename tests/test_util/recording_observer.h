@@ -18,7 +18,7 @@ class RecordingObserver : public core::BatchObserver {
     real_tokens += real;
   }
   void OnQueued(const std::string&, double) override {}
-  void OnOom(const std::string&) override { ooms++; }
+  void OnOom(const std::string&, int64_t, const absl::Status&) override { ooms++; }
   void OnSplit(const std::string&) override { splits++; }
   void OnTokenLimit(const std::string&, int64_t tokens, int change) override {
     limit = tokens;
