@@ -67,8 +67,8 @@ def dashboard():
                 "allocator reserved {{device}}"),
                (f"max by (device) (bertserve_allocator_allocated_bytes{{{SEL}}})",
                 "allocator allocated {{device}}"),
-               (f"max by (device) (bertserve_device_memory_total_bytes{{{SEL}}}"
-                f" - bertserve_device_memory_free_bytes{{{SEL}}})", "device used {{device}}")],
+               (f"max by (device) (bertserve_device_memory_used_bytes{{{SEL}}})",
+                "device used {{device}}")],
               "bytes", 0, 0),
         panel(2, "Weights per model and tier",
               "Weight bytes each model holds on the device and in host memory, stacked.",

@@ -52,6 +52,9 @@ ServerMetrics::ServerMetrics()
                           "Device memory as the device reports it (all processes).")),
       device_free_(Gauge("bertserve_device_memory_free_bytes",
                          "Free device memory as the device reports it (all processes).")),
+      device_used_(Gauge("bertserve_device_memory_used_bytes",
+                         "Device memory in use as the device reports it (total - free, all "
+                         "processes).")),
       vram_budget_(Gauge("bertserve_vram_budget_bytes", "The VRAM budget in force.")),
       vram_reserved_(Gauge("bertserve_vram_reserved_bytes",
                            "Bytes bertserve has admitted: resident weights plus the largest "
@@ -219,6 +222,7 @@ void ServerMetrics::SetMemory(const MemoryGauges& g) {
   const prometheus::Labels device{{"device", g.device}};
   device_total_.Add(device).Set(g.total);
   device_free_.Add(device).Set(g.free);
+  device_used_.Add(device).Set(std::max(0.0, g.total - g.free));
   vram_budget_.Add(device).Set(g.budget);
   vram_reserved_.Add(device).Set(g.reserved);
   allocator_allocated_.Add(device).Set(g.allocator_allocated);

@@ -99,6 +99,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& placement_duration_;
   prometheus::Family<prometheus::Gauge>& device_total_;
   prometheus::Family<prometheus::Gauge>& device_free_;
+  prometheus::Family<prometheus::Gauge>& device_used_;
   prometheus::Family<prometheus::Gauge>& vram_budget_;
   prometheus::Family<prometheus::Gauge>& vram_reserved_;
   prometheus::Family<prometheus::Gauge>& allocator_allocated_;
