@@ -17,6 +17,9 @@ constexpr char kDeviceLostPayload[] = "type.bertserve.dev/device-lost";
 // max_queue_delay_us 0 means this.
 constexpr absl::Duration kDefaultQueueDelay = absl::Microseconds(2000);
 
+// Longest an executor waits for idle models to be evicted for one input.
+constexpr absl::Duration kEvictionWait = absl::Seconds(2);
+
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
 }  // namespace
@@ -58,7 +61,8 @@ struct Batcher::ModelQueue {
   std::deque<Item> items;
   int64_t queued_tokens = 0;
   int64_t limit = 0;      // tokens (longest x rows) per forward, adaptive
-  int64_t max_limit = 0;  // the configured max_batch_tokens
+  int64_t max_limit = 0;  // the ceiling: the proven limit (configured or lower)
+  int64_t proven = 0;     // what the model's placement proved
   int successes = 0;      // forwards in a row without OOM
   absl::Duration delay = kDefaultQueueDelay;
 };
@@ -137,11 +141,16 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   queue.max_limit = batch.max_batch_tokens();
   queue.delay = batch.max_queue_delay_us() > 0 ? absl::Microseconds(batch.max_queue_delay_us())
                                                : kDefaultQueueDelay;
-  const int64_t proven = loaded.token_limit > 0 ? loaded.token_limit : queue.max_limit;
-  if (fresh || queue.limit > proven) {
-    queue.limit = proven;
+  // The ceiling is what warm-up proved (the configured limit, or less); a
+  // new placement that proved another value resets it.
+  const int64_t proven = loaded.token_limit > 0 ? std::min(loaded.token_limit, queue.max_limit)
+                                                : queue.max_limit;
+  if (fresh || proven != queue.proven) {
+    queue.proven = proven;
+    queue.limit = fresh ? proven : std::min(queue.limit, proven);
     if (options_.observer) options_.observer->OnTokenLimit(queue.name, queue.limit, 0);
   }
+  queue.max_limit = proven;
 
   auto refuse = [&](absl::string_view what, int64_t have, int64_t want, int64_t bound) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -215,6 +224,9 @@ void Batcher::Run(Executor* executor) {
                        "the request deadline passed while it waited for a batch"));
     }
     if (!batch.empty()) Execute(queue, std::move(batch), /*may_evict=*/true);
+    // Model handles go back to the registry outside our lock.
+    expired.clear();
+    batch.clear();
     mu_.Lock();
   }
 }
@@ -226,7 +238,10 @@ Batcher::ModelQueue* Batcher::NextDue(Executor* executor, absl::Time now, absl::
     ModelQueue* queue = executor->models[i];
     if (queue->items.empty()) continue;
     const Item& oldest = queue->items.front();
-    const absl::Time due = std::min(oldest.enqueued + queue->delay, oldest.deadline);
+    // An input whose deadline comes before the delay ends does not wait.
+    const absl::Time due = oldest.deadline < oldest.enqueued + queue->delay
+                               ? oldest.enqueued
+                               : oldest.enqueued + queue->delay;
     // A full batch waits for nothing; neither does one whose wait is over.
     if (queue->queued_tokens >= queue->limit || due <= now) {
       executor->next = (i + 1) % n;
@@ -377,8 +392,10 @@ void Batcher::Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict
   const absl::Status& error = logits.status();
   if (absl::IsResourceExhausted(error)) {
     if (options_.observer) options_.observer->OnOom(queue->name, cost, error);
-    AdjustLimit(queue, /*oom=*/true, cost);
     if (live.size() > 1) {
+      // Only a batch's OOM says the limit is too high; one input alone runs
+      // whatever the limit.
+      AdjustLimit(queue, /*oom=*/true, cost);
       if (options_.observer) options_.observer->OnSplit(queue->name);
       const size_t half = live.size() / 2;
       std::vector<Item> second(std::make_move_iterator(live.begin() + half),
@@ -389,8 +406,11 @@ void Batcher::Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict
       return;
     }
     if (may_evict) {
-      // One input alone does not fit: give it the whole device and try once more.
-      (void)registry_->EvictIdle(model.name);
+      // One input alone does not fit: give it the whole device and try once
+      // more. The wait is bounded: the placement worker may itself be waiting
+      // for requests this executor has queued to let go of their models.
+      (void)registry_->EvictIdle(model.name, std::min(live.front().deadline,
+                                                      absl::Now() + kEvictionWait));
       Execute(queue, std::move(live), /*may_evict=*/false);
       return;
     }

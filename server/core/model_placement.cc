@@ -337,8 +337,9 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
     return absl::OkStatus();
   }
   // A forward at the batch token limit: as many full-length rows as fit.
-  // Out of memory there lowers the limit (halving the rows, then the
-  // columns) until a forward fits; that proven limit is what batches use.
+  // Out of memory there lowers the limit (halving the rows, down to one
+  // full-length row) until a forward fits; that proven limit is what
+  // batches use.
   const int64_t configured = config.batch().max_batch_tokens();
   int64_t columns = std::min<int64_t>(config.max_sequence_length(), configured);
   int64_t rows = std::max<int64_t>(1, configured / columns);
@@ -361,15 +362,10 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
       logits = loaded.model->Forward(batch);
       peak = std::max<int64_t>(0, options_.device->Memory().peak_bytes - base);
     }
-    if (logits.ok() || !absl::IsResourceExhausted(logits.status()) ||
-        (rows == 1 && columns <= 8)) {
-      break;
-    }
-    if (rows > 1) {
-      rows /= 2;
-    } else {
-      columns /= 2;
-    }
+    // Never below one full-length row: a batch always runs its oldest input,
+    // whatever the limit, so the reserve must cover the longest one.
+    if (logits.ok() || !absl::IsResourceExhausted(logits.status()) || rows == 1) break;
+    rows /= 2;
   }
   if (!logits.ok()) {
     return absl::Status(logits.status().code(),

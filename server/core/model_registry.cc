@@ -144,7 +144,7 @@ void ModelRegistry::Release(const std::string& name) {
   it->second.info.last_used = absl::Now();
 }
 
-absl::Status ModelRegistry::EvictIdle(const std::string& keep) {
+absl::Status ModelRegistry::EvictIdle(const std::string& keep, absl::Time deadline) {
   auto job = placements_.Submit(
       absl::StrCat("evict-idle/", keep),
       [this, keep]() -> absl::Status {
@@ -159,14 +159,16 @@ absl::Status ModelRegistry::EvictIdle(const std::string& keep) {
                 break;
               }
             }
-            if (victim.empty()) return absl::OkStatus();
+            if (victim.empty()) break;
             models_[victim].info.state = ModelState::kEvicting;  // claimed under the lock
           }
           if (absl::Status s = Evict(victim); !s.ok()) return s;
         }
+        EnforceHostBudget("");
+        return absl::OkStatus();
       },
       /*urgent=*/true);
-  return job->Wait();
+  return job->WaitUntil(deadline);
 }
 
 std::shared_ptr<const PlacementQueue::Job> ModelRegistry::SubmitPlace(const std::string& name,

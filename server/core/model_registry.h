@@ -142,7 +142,8 @@ class ModelRegistry {
   // Moves every idle (no handle held), unpinned READY model except `keep`
   // to the host tier, through the placement queue ahead of background work;
   // returns once done. For an input that does not fit on the device alone.
-  absl::Status EvictIdle(const std::string& keep) ABSL_LOCKS_EXCLUDED(mu_);
+  // Gives up waiting at `deadline` (DeadlineExceeded; the job still runs).
+  absl::Status EvictIdle(const std::string& keep, absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<ModelInfo> Get(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   // Every model, sorted by name; rescans the repository so new ones appear.

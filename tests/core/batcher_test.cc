@@ -184,6 +184,8 @@ TEST_F(BatcherTest, AnInputThatFitsOnlyAloneGetsTheDeviceByEvictingIdleModels) {
   ExpectRows(*call, long_input);
   EXPECT_EQ(registry_->Get("idle")->state, ModelState::kHost);  // evicted to make room
   EXPECT_GE(observer_.ooms, 1);
+  // One input's OOM says nothing about batches: the limit stays.
+  EXPECT_EQ(batcher_->TokenLimit("m"), 64);
   device_->Free(squeeze);
 }
 
