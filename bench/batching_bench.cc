@@ -157,14 +157,8 @@ int main(int argc, char** argv) {
     if (!tokens.ok()) Die("tokenize", tokens.status());
     auto handle = (*registry)->Acquire("m");
     if (!handle.ok()) Die("acquire", handle.status());
-    core::InputBatch batch;
-    batch.batch_size = 1;
-    batch.sequence_length = tokens->tokens_size();
-    for (const v1::Token& t : tokens->tokens()) {
-      batch.input_ids.push_back(t.id());
-      batch.attention_mask.push_back(1);
-      batch.token_type_ids.push_back(t.type_id());
-    }
+    const core::EncodedInput input = core::EncodedInputOf(*tokens);
+    const core::InputBatch batch = core::PadInputs({&input}, /*pad_id=*/0);
     absl::MutexLock one_at_a_time(&one_device);
     if (auto logits = (*handle)->model->Forward(batch); !logits.ok()) Die("forward", logits.status());
   });

@@ -24,6 +24,28 @@ double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
 }  // namespace
 
+InputBatch PadInputs(const std::vector<const EncodedInput*>& rows, int32_t pad_id) {
+  InputBatch batch;
+  batch.batch_size = static_cast<int64_t>(rows.size());
+  for (const EncodedInput* input : rows) {
+    batch.sequence_length = std::max<int64_t>(batch.sequence_length, input->ids.size());
+  }
+  const size_t cells = batch.batch_size * batch.sequence_length;
+  batch.input_ids.assign(cells, pad_id);
+  batch.attention_mask.assign(cells, 0);
+  batch.token_type_ids.assign(cells, 0);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const EncodedInput& input = *rows[r];
+    const size_t row = r * batch.sequence_length;
+    for (size_t t = 0; t < input.ids.size(); ++t) {
+      batch.input_ids[row + t] = input.ids[t];
+      batch.attention_mask[row + t] = 1;
+      batch.token_type_ids[row + t] = input.type_ids[t];
+    }
+  }
+  return batch;
+}
+
 bool IsDeviceLost(const absl::Status& status) {
   return status.GetPayload(kDeviceLostPayload).has_value();
 }
@@ -347,26 +369,14 @@ void Batcher::Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict
                    [](const Item& a, const Item& b) { return a.tokens < b.tokens; });
   const LoadedModel& model = *live.front().request->model;
 
-  InputBatch batch;
-  batch.batch_size = static_cast<int64_t>(live.size());
-  batch.sequence_length = live.back().tokens;
-  const size_t cells = batch.batch_size * batch.sequence_length;
-  batch.input_ids.assign(cells, model.tokenizer->pad_id());
-  batch.attention_mask.assign(cells, 0);
-  batch.token_type_ids.assign(cells, 0);
+  std::vector<const EncodedInput*> rows;
   int64_t real_tokens = 0;
-  for (size_t r = 0; r < live.size(); ++r) {
-    const EncodedInput& input = live[r].input();
-    const size_t row = r * batch.sequence_length;
-    for (size_t t = 0; t < input.ids.size(); ++t) {
-      batch.input_ids[row + t] = input.ids[t];
-      batch.attention_mask[row + t] = 1;
-      batch.token_type_ids[row + t] = input.type_ids[t];
-    }
-    real_tokens += live[r].tokens;
-    Request& request = *live[r].request;
-    request.first_forward = std::min(request.first_forward, start);
+  for (const Item& item : live) {
+    rows.push_back(&item.input());
+    real_tokens += item.tokens;
+    item.request->first_forward = std::min(item.request->first_forward, start);
   }
+  const InputBatch batch = PadInputs(rows, model.tokenizer->pad_id());
   const int64_t cost = batch.batch_size * batch.sequence_length;
 
   absl::StatusOr<Logits> logits;

@@ -24,6 +24,10 @@ struct EncodedInput {
   std::vector<int32_t> type_ids;
 };
 
+// `rows` padded with `pad_id` to the longest (attention mask 0 on padding):
+// the batch a forward runs.
+InputBatch PadInputs(const std::vector<const EncodedInput*>& rows, int32_t pad_id);
+
 // One input's raw output row (fp32 logits).
 using LogitsRow = std::vector<float>;
 

@@ -37,6 +37,15 @@ absl::StatusOr<tokenizer::Encoding> EncodeInput(const LoadedModel& model,
 
 }  // namespace
 
+EncodedInput EncodedInputOf(const v1::TokenizeResponse& tokens) {
+  EncodedInput input;
+  for (const v1::Token& t : tokens.tokens()) {
+    input.ids.push_back(t.id());
+    input.type_ids.push_back(t.type_id());
+  }
+  return input;
+}
+
 void Classifier::ClassifyAsync(const v1::ClassifyRequest& request, absl::Time received,
                                absl::Time deadline, Respond respond) const {
   absl::StatusOr<ModelHandle> handle = registry_->TryAcquire(request.model());

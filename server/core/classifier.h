@@ -12,6 +12,9 @@
 
 namespace bertserve::core {
 
+// The ids and type ids of a Tokenize answer: what the model sees of it.
+EncodedInput EncodedInputOf(const v1::TokenizeResponse& tokens);
+
 // Largest top_k accepted; anything above is a client bug, not a request for
 // "all labels" (use 0 for that).
 inline constexpr int kMaxTopK = 65536;

@@ -122,15 +122,8 @@ class OomStormTest : public ::testing::Test {
     request.mutable_input()->set_text(text);
     auto tokens = classifier_->Tokenize(request);
     EXPECT_TRUE(tokens.ok()) << tokens.status();
-    std::vector<std::vector<int64_t>> row(1);
-    core::InputBatch batch;
-    batch.batch_size = 1;
-    batch.sequence_length = tokens->tokens_size();
-    for (const v1::Token& t : tokens->tokens()) {
-      batch.input_ids.push_back(t.id());
-      batch.attention_mask.push_back(1);
-      batch.token_type_ids.push_back(t.type_id());
-    }
+    const core::EncodedInput input = core::EncodedInputOf(*tokens);
+    const core::InputBatch batch = core::PadInputs({&input}, /*pad_id=*/0);
     absl::MutexLock lock(&reference_mu_);
     auto logits = reference_->Forward(batch);
     EXPECT_TRUE(logits.ok()) << logits.status();
