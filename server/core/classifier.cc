@@ -4,11 +4,10 @@
 #include <optional>
 #include <string_view>
 #include <utility>
-
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "server/core/scores.h"
 
