@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include "absl/strings/string_view.h"
 
 #include <grpcpp/grpcpp.h>
@@ -34,42 +35,10 @@ inline absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
 
 // Runs a raw-bytes unary RPC on `pool`: parse the request (UTF-8 errors are
 // INVALID_ARGUMENT naming the field), refuse it if its deadline has passed,
-// call `handler`, serialize, finish, and tell `observer`. `model_label` picks
-// the metrics label from the parsed request.
-template <typename Request, typename Response>
-grpc::ServerUnaryReactor* RunUnary(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
-    grpc::ByteBuffer* response_bytes, core::WorkerPool* pool, absl::string_view method,
-    const CallObserver* observer, std::function<std::string(const Request&)> model_label,
-    std::function<absl::StatusOr<Response>(const Request&, absl::Time received)> handler) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const absl::Time received = absl::Now();
-  pool->Submit([=, method = std::string(method)] {
-    Request request;
-    std::string model;
-    absl::Status status = ParseRequest(*request_bytes, &request);
-    if (status.ok()) {
-      model = model_label(request);
-      if (context->deadline() < std::chrono::system_clock::now()) {
-        status = absl::DeadlineExceededError("deadline passed before the request was started");
-      } else if (context->IsCancelled()) {
-        status = absl::CancelledError("client cancelled");
-      } else {
-        absl::StatusOr<Response> response = handler(request, received);
-        status = response.ok() ? SerializeResponse(*response, response_bytes) : response.status();
-      }
-    }
-    grpc::Status result = ToGrpcStatus(status);
-    if (observer != nullptr && *observer) {
-      (*observer)(model, method, result, absl::ToDoubleSeconds(absl::Now() - received), "");
-    }
-    reactor->Finish(result);
-  });
-  return reactor;
-}
-
-// RunUnary for handlers that answer later: `handler` runs on `pool` and
-// must call its `respond` argument exactly once, from any thread.
+// call `handler`, which must call its `respond` argument exactly once, from
+// any thread; then serialize, finish, and tell `observer`. `model_label`
+// picks the metrics label from the parsed request, `request_id` (optional)
+// the client's request id.
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* RunUnaryAsync(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
@@ -105,6 +74,21 @@ grpc::ServerUnaryReactor* RunUnaryAsync(
     });
   });
   return reactor;
+}
+
+// RunUnaryAsync for handlers that answer on the pool thread they run on.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* RunUnary(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes, core::WorkerPool* pool, absl::string_view method,
+    const CallObserver* observer, std::function<std::string(const Request&)> model_label,
+    std::function<absl::StatusOr<Response>(const Request&, absl::Time received)> handler) {
+  return RunUnaryAsync<Request, Response>(
+      context, request_bytes, response_bytes, pool, method, observer, std::move(model_label),
+      [handler = std::move(handler)](const Request& request, absl::Time received,
+                                     std::function<void(absl::StatusOr<Response>)> respond) {
+        respond(handler(request, received));
+      });
 }
 
 }  // namespace bertserve::grpcsvc
