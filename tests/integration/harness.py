@@ -487,3 +487,8 @@ def metric_samples(body, name):
         if m:
             values[m.group(1) or ""] = float(m.group(2))
     return values
+
+
+def scraped_samples(port, name):
+    """metric_samples of a fresh scrape of the server on `port`."""
+    return metric_samples(scrape_metrics(port), name)

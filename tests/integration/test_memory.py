@@ -29,10 +29,6 @@ TEXTS = ["hello there", "The quick brown fox jumps over the lazy dog.", "caf\u00
 TOLERANCE = 1e-5 if DEVICE == "sim" else 2e-3
 
 
-def metric_values(port, name):
-    return harness.metric_samples(harness.scrape_metrics(port), name)
-
-
 def rss_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -127,14 +123,15 @@ class MemoryTest(harness.ServerTestCase):
             self.assertEqual(models[n].loads, 1, f"{n} was read from disk more than once")
             self.assertTrue(models[n].activation_reserve_measured, n)
             self.assertLess(models[n].activation_reserve_bytes, self.weights)
-        placements = metric_values(self.server.metrics_port, "bertserve_model_placements_total")
+        placements = harness.scraped_samples(self.server.metrics_port,
+                                             "bertserve_model_placements_total")
         metric_swaps = sum(v for k, v in placements.items()
                            if 'kind="swap_in"' in k and 'result="ok"' in k)
         metric_evictions = sum(v for k, v in placements.items()
                                if 'kind="evict"' in k and 'result="ok"' in k)
         self.assertEqual(metric_swaps, swap_ins)
         self.assertEqual(metric_evictions, evictions)
-        budget = metric_values(self.server.metrics_port, "bertserve_vram_budget_bytes")
+        budget = harness.scraped_samples(self.server.metrics_port, "bertserve_vram_budget_bytes")
         self.assertEqual(list(budget.values()), [float(self.budget)])
 
     def test_2_model_larger_than_budget_is_refused(self):

@@ -30,14 +30,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def scrape(port):
-    return harness.scrape_metrics(port)
-
-
-def series(body, name):
-    return harness.metric_samples(body, name)
-
-
 class Prometheus:
     """A real Prometheus server on loopback scraping one target every second."""
 
@@ -162,7 +154,7 @@ class ObservabilityTest(harness.ServerTestCase):
                          '{model="tt-tuple", direction="down"})') or 0) > 0))
 
     def test_promtool_passes_a_live_scrape(self):
-        body = scrape(self.server.metrics_port)
+        body = harness.scrape_metrics(self.server.metrics_port)
         proc = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True,
                               text=True, timeout=60)
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
@@ -196,10 +188,10 @@ class ObservabilityTest(harness.ServerTestCase):
         self.assertEqual(p.value("sum(bertserve_oom_events_total)"), 0)
 
     def test_metrics_agree_with_the_models_api(self):
-        body = scrape(self.server.metrics_port)
+        body = harness.scrape_metrics(self.server.metrics_port)
         listing = self.server.models.List(models_pb2.ListModelsRequest())
-        memory = series(body, "bertserve_model_memory_bytes")
-        reserves = series(body, "bertserve_model_activation_reserve_bytes")
+        memory = harness.metric_samples(body, "bertserve_model_memory_bytes")
+        reserves = harness.metric_samples(body, "bertserve_model_activation_reserve_bytes")
         resident = 0
         largest_reserve = 0
         for m in listing.models:
@@ -212,8 +204,8 @@ class ObservabilityTest(harness.ServerTestCase):
             if harness.state_name(m.state) == "READY":
                 resident += m.device_bytes
                 largest_reserve = max(largest_reserve, m.activation_reserve_bytes)
-        budget = list(series(body, "bertserve_vram_budget_bytes").values())
-        reserved = list(series(body, "bertserve_vram_reserved_bytes").values())
+        budget = list(harness.metric_samples(body, "bertserve_vram_budget_bytes").values())
+        reserved = list(harness.metric_samples(body, "bertserve_vram_reserved_bytes").values())
         self.assertEqual(budget, [listing.device.budget_bytes])
         self.assertEqual(reserved, [resident + largest_reserve])
         self.assertLessEqual(resident + largest_reserve, budget[0])
@@ -223,7 +215,8 @@ class ObservabilityTest(harness.ServerTestCase):
                             "bertserve.json")
         with open(path) as f:
             dashboard = json.load(f)
-        exported = set(re.findall(r"^# TYPE (\S+) ", scrape(self.server.metrics_port), re.M))
+        body = harness.scrape_metrics(self.server.metrics_port)
+        exported = set(re.findall(r"^# TYPE (\S+) ", body, re.M))
         checked = 0
         for panel in dashboard["panels"]:
             for target in panel["targets"]:

@@ -61,7 +61,7 @@ class OomStormTest(harness.ServerTestCase):
         self.press(device.total_bytes - device.allocator_allocated_bytes - activation_bytes)
 
     def metric(self, name, labels=""):
-        samples = harness.metric_samples(harness.scrape_metrics(self.server.metrics_port), name)
+        samples = harness.scraped_samples(self.server.metrics_port, name)
         return sum(v for k, v in samples.items() if labels in k)
 
     def classify(self, texts):
