@@ -132,14 +132,14 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
     }
     Transition(name, ModelState::kHost);
     Notify({name, kind, false, SecondsSince(start), weights, std::string(status.message())});
-    EnforceHostBudget("");
+    EnforceHostBudget();
     return status;
   };
 
   if (budgeted) {
     if (absl::Status s = MakeRoom(name, weights, reserve); !s.ok()) {
       Notify({name, kind, false, SecondsSince(start), weights, std::string(s.message())});
-      EnforceHostBudget("");
+      EnforceHostBudget();
       return s;
     }
   }
@@ -184,7 +184,7 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
   }
   Transition(name, ModelState::kReady);
   Notify({name, kind, true, seconds, weights, ""});
-  EnforceHostBudget("");
+  EnforceHostBudget();
   return absl::OkStatus();
 }
 
@@ -399,7 +399,7 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
   return absl::OkStatus();
 }
 
-void ModelRegistry::EnforceHostBudget(const std::string& protect) {
+void ModelRegistry::EnforceHostBudget() {
   while (true) {
     std::string victim;
     {
@@ -408,7 +408,7 @@ void ModelRegistry::EnforceHostBudget(const std::string& protect) {
       absl::Time oldest = absl::InfiniteFuture();
       for (auto& [name, entry] : models_) {
         total += entry.info.host_bytes;
-        if (entry.info.state != ModelState::kHost || name == protect) continue;
+        if (entry.info.state != ModelState::kHost) continue;
         if (victim.empty() || entry.info.last_used < oldest) {
           oldest = entry.info.last_used;
           victim = name;

@@ -164,7 +164,7 @@ absl::Status ModelRegistry::EvictIdle(const std::string& keep, absl::Time deadli
           }
           if (absl::Status s = Evict(victim); !s.ok()) return s;
         }
-        EnforceHostBudget("");
+        EnforceHostBudget();
         return absl::OkStatus();
       },
       /*urgent=*/true);

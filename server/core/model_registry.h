@@ -174,7 +174,7 @@ class ModelRegistry {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Evict(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status WarmUp(const std::string& name, LoadedModel& loaded) ABSL_LOCKS_EXCLUDED(mu_);
-  void EnforceHostBudget(const std::string& protect) ABSL_LOCKS_EXCLUDED(mu_);
+  void EnforceHostBudget() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status DoUnload(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<LoadedModel>> Build(const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
