@@ -24,6 +24,7 @@
 #include "server/core/model_config.h"
 #include "server/core/model_registry.h"
 #include "server/core/model_repository.h"
+#include "server/core/usable_cores.h"
 #include "server/core/worker_pool.h"
 #include "server/grpc/health_service.h"
 #include "server/grpc/inference_service.h"
@@ -49,8 +50,9 @@ void FillDefaults(v1::ServerConfig* c) {
   if (c->log_format().empty()) c->set_log_format("text");
   if (c->log_level().empty()) c->set_log_level("info");
   if (c->worker_threads() <= 0) {
-    c->set_worker_threads(static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
+    c->set_worker_threads(std::max(2, core::UsableCores()));
   }
+  if (c->intra_op_threads() <= 0) c->set_intra_op_threads(core::UsableCores());
   if (c->drain_timeout_seconds() <= 0) c->set_drain_timeout_seconds(30);
   if (c->device().empty()) c->set_device("auto");
   if (c->vram_budget().empty()) c->set_vram_budget("90%");
@@ -183,6 +185,8 @@ int Run(const Flags& flags) {
     spdlog::critical("{}", std::string(repository.status().message()));
     return 2;
   }
+  // Before any forward pass: the executor threads pick the setting up.
+  torchrt::SetIntraOpThreads(config.intra_op_threads());
   absl::StatusOr<Placement> placement = MakePlacement(config);
   if (!placement.ok()) {
     spdlog::critical("{}", std::string(placement.status().message()));
@@ -336,8 +340,11 @@ int Run(const Flags& flags) {
     spdlog::critical("cannot listen for gRPC on {}", config.listen());
     return 2;
   }
-  spdlog::info("bertserve {} (torch {}, cuda {})", PROJECT_VERSION, torchrt::TorchVersion(),
-               torchrt::CudaVersion());
+  spdlog::info("bertserve {} (torch {}, cuda {}); {} worker threads, {} intra-op threads "
+               "(worker_threads={}, intra_op_threads={})",
+               PROJECT_VERSION, torchrt::TorchVersion(), torchrt::CudaVersion(),
+               config.worker_threads(), torchrt::IntraOpThreads(), config.worker_threads(),
+               torchrt::IntraOpThreads());
   spdlog::info("gRPC listening on {}", WithPort(config.listen(), port));
   spdlog::info("metrics listening on {}", WithPort(config.metrics_listen(), metrics.port()));
 
@@ -394,6 +401,7 @@ int main(int argc, char** argv) {
   CLI::App app{"bertserve: gRPC inference server for BERT-class TorchScript text classifiers"};
   std::string model_repository, listen, metrics_listen, log_format, log_level, load;
   int worker_threads = 0;
+  int intra_op_threads = 0;
   double drain_timeout = 0;
   app.add_option("--config", flags.config_file,
                  "Server config file (bertserve.v1.ServerConfig, protobuf text format); "
@@ -414,8 +422,12 @@ int main(int argc, char** argv) {
   auto* level_opt = app.add_option("--log-level", log_level,
                                    "trace, debug, info, warn, error (default info)");
   auto* threads_opt = app.add_option("--worker-threads", worker_threads,
-                                     "Threads for tokenization and forward passes "
-                                     "(default: number of cores)");
+                                     "Threads that validate and tokenize requests; forward "
+                                     "passes run on one executor thread per device "
+                                     "(default: the cores this process may use, at least 2)");
+  auto* intra_opt = app.add_option("--intra-op-threads", intra_op_threads,
+                                   "Threads one forward pass uses on the CPU "
+                                   "(default: the cores this process may use)");
   auto* drain_opt = app.add_option("--drain-timeout", drain_timeout,
                                    "Seconds to finish in-flight requests after SIGTERM "
                                    "(default 30)");
@@ -477,6 +489,7 @@ int main(int argc, char** argv) {
   if (*format_opt) c.set_log_format(log_format);
   if (*level_opt) c.set_log_level(log_level);
   if (*threads_opt) c.set_worker_threads(worker_threads);
+  if (*intra_opt) c.set_intra_op_threads(intra_op_threads);
   if (*drain_opt) c.set_drain_timeout_seconds(drain_timeout);
   if (*device_opt) c.set_device(device);
   if (*budget_opt) c.set_vram_budget(vram_budget);

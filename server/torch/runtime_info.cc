@@ -1,5 +1,6 @@
 #include "server/torch/runtime_info.h"
 
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #ifdef BERTSERVE_WITH_CUDA
@@ -17,5 +18,9 @@ std::string CudaVersion() {
   return "none";
 #endif
 }
+
+void SetIntraOpThreads(int threads) { at::set_num_threads(threads); }
+
+int IntraOpThreads() { return at::get_num_threads(); }
 
 }  // namespace bertserve::torchrt
