@@ -30,6 +30,14 @@ tokenizer::NormalizerOptions NormalizerFromConfig(const v1::TokenizerOptions& t)
 
 double SecondsSince(absl::Time start) { return absl::ToDoubleSeconds(absl::Now() - start); }
 
+// The token limit warm-up tries first: as many full-length rows as the
+// configured limit holds.
+int64_t FullWarmUpTokens(const v1::ModelConfig& config) {
+  const int64_t configured = config.batch().max_batch_tokens();
+  const int64_t columns = std::min<int64_t>(config.max_sequence_length(), configured);
+  return std::max<int64_t>(1, configured / columns) * columns;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::Build(const std::string& name) {
@@ -123,6 +131,13 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
     budgeted = entry.budgeted;
     weights = entry.info.weight_bytes;
     reserve = entry.info.activation_reserve;
+    // A warm-up that had to lower the limit (another process held memory,
+    // say) runs again at the full limit on this placement, so room is made
+    // for the first estimate again, not for the lowered measurement.
+    if (entry.info.reserve_measured &&
+        entry.info.batch_token_limit < FullWarmUpTokens(entry.info.config)) {
+      reserve = std::max(reserve, weights);
+    }
   }
   const PlacementKind kind = cold ? PlacementKind::kLoad : PlacementKind::kSwapIn;
   auto fail_back_to_host = [&](const absl::Status& status) {
@@ -316,14 +331,18 @@ absl::Status ModelRegistry::Evict(const std::string& name) {
 absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded) {
   const v1::ModelConfig& config = loaded.config;
   int known_labels = 0;
+  int64_t info_limit = 0;
   {
     absl::MutexLock lock(&mu_);
     const ModelInfo& info = models_[name].info;
     if (info.reserve_measured && info.num_labels > 0) known_labels = info.num_labels;
+    info_limit = info.batch_token_limit;
   }
-  if (known_labels > 0) {
-    // Measured before (a swap-in, or a reload of the same files): the labels
-    // are known and the reserve stands.
+  if (known_labels > 0 && info_limit >= FullWarmUpTokens(config)) {
+    // Measured before at the full limit (a swap-in, or a reload of the same
+    // files): the labels are known and the reserve stands. A limit lowered
+    // under pressure is measured again instead, so it does not stay low for
+    // the life of the process.
     {
       absl::MutexLock lock(&mu_);
       loaded.token_limit = models_[name].info.batch_token_limit;
@@ -340,9 +359,9 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
   // Out of memory there lowers the limit (halving the rows, down to one
   // full-length row) until a forward fits; that proven limit is what
   // batches use.
-  const int64_t configured = config.batch().max_batch_tokens();
-  int64_t columns = std::min<int64_t>(config.max_sequence_length(), configured);
-  int64_t rows = std::max<int64_t>(1, configured / columns);
+  const int64_t columns =
+      std::min<int64_t>(config.max_sequence_length(), config.batch().max_batch_tokens());
+  int64_t rows = FullWarmUpTokens(config) / columns;
   absl::StatusOr<Logits> logits;
   int64_t peak = 0;
   while (true) {

@@ -101,6 +101,34 @@ TEST_F(PlacementTest, WarmUpThatRunsOutOfMemoryLowersTheTokenLimit) {
   device_.Free(kBudget - 20);
 }
 
+TEST_F(PlacementTest, LimitLoweredUnderPressureIsMeasuredAgainOnTheNextPlacement) {
+  AddModel("a", 10);
+  AddModel("b", 10);
+  Make();
+  ASSERT_TRUE(device_.Allocate(kBudget - 20).ok());
+  ASSERT_EQ(registry_->Load("a")->batch_token_limit, 8);
+  // Still squeezed at the next placement: the swap-in succeeds at 8 again.
+  ASSERT_TRUE(registry_->EvictIdle("b", absl::InfiniteFuture()).ok());
+  ASSERT_EQ(registry_->Get("a")->state, ModelState::kHost);
+  absl::StatusOr<ModelInfo> squeezed = registry_->Load("a");
+  ASSERT_TRUE(squeezed.ok()) << squeezed.status();
+  EXPECT_EQ(squeezed->batch_token_limit, 8);
+  EXPECT_EQ(squeezed->swap_ins, 1);
+  // The other process is gone: the next placement proves the full limit.
+  device_.Free(kBudget - 20);
+  ASSERT_TRUE(registry_->EvictIdle("b", absl::InfiniteFuture()).ok());
+  absl::StatusOr<ModelInfo> again = registry_->Load("a");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->batch_token_limit, 16);
+  EXPECT_EQ(again->activation_reserve, kReserve);
+  EXPECT_EQ(registry_->Memory().reserved, 10 + kReserve);
+  // Measured at the full limit, it is not measured again.
+  const int64_t forwards = loader_.last_model("a")->forwards();
+  ASSERT_TRUE(registry_->EvictIdle("b", absl::InfiniteFuture()).ok());
+  ASSERT_TRUE(registry_->Load("a").ok());
+  EXPECT_EQ(loader_.last_model("a")->forwards(), forwards);
+}
+
 TEST_F(PlacementTest, ThreeModelsOfFortyPercentRoundRobin) {
   for (const char* name : {"a", "b", "c"}) AddModel(name, 400);
   Make();
