@@ -158,6 +158,16 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
     slot->device = loaded.model->device();
   }
   ModelQueue& queue = *slot;
+  // A model placed anew on another device (its config moved it to or from
+  // the CPU) changes executor once its queue has drained; until then the
+  // old executor finishes what is queued.
+  if (!fresh && queue.items.empty() && queue.device != loaded.model->device()) {
+    Executor* old = ExecutorFor(queue.device);
+    old->models.erase(std::remove(old->models.begin(), old->models.end(), &queue),
+                      old->models.end());
+    if (old->next >= old->models.size()) old->next = 0;
+    queue.device = loaded.model->device();
+  }
   // The config (and the limit warm-up proved) of the newest placement rule.
   const v1::BatchLimits& batch = loaded.config.batch();
   queue.max_limit = batch.max_batch_tokens();

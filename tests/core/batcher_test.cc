@@ -70,10 +70,10 @@ class BatcherTest : public ::testing::Test {
 
   std::unique_ptr<Call> Submit(std::vector<EncodedInput> inputs,
                                absl::Time deadline = absl::InfiniteFuture(),
-                               absl::Status* refused = nullptr) {
+                               absl::Status* refused = nullptr, const std::string& model = "m") {
     auto call = std::make_unique<Call>();
     Call* raw = call.get();
-    absl::StatusOr<ModelHandle> handle = registry_->Acquire("m");
+    absl::StatusOr<ModelHandle> handle = registry_->Acquire(model);
     EXPECT_TRUE(handle.ok()) << handle.status();
     absl::Status s = batcher_->Submit(*handle, std::move(inputs), deadline,
                                       [raw](absl::StatusOr<BatchResult> result) {
@@ -271,6 +271,32 @@ TEST_F(BatcherTest, PacksSimilarLengthsTogether) {
   const double efficiency = static_cast<double>(observer_.real_tokens - real_before) /
                             static_cast<double>(observer_.padded_tokens - padded_before);
   EXPECT_GT(efficiency, 0.9);
+}
+
+TEST_F(BatcherTest, AModelPlacedOnAnotherDeviceMovesToThatDevicesExecutor) {
+  Make();
+  const std::vector<EncodedInput> inputs = {Input(4)};
+  auto on_device = Submit(inputs);
+  on_device->answered.WaitForNotification();
+  ExpectRows(*on_device, inputs);
+  // Its config now says CPU: reloaded, m runs on the CPU's executor, not
+  // behind the device's, which a blocked forward of another model holds.
+  ASSERT_TRUE(registry_->Unload("m").ok());
+  repo_.AddModel("m", std::string(kConfig) + " device: DEVICE_CPU");
+  ASSERT_TRUE(registry_->Load("m").ok());
+  ASSERT_EQ(registry_->Get("m")->device, "cpu");
+  ASSERT_TRUE(registry_->Load("idle").ok());
+  absl::Notification started, release;
+  loader_->last_model("idle")->BlockNextForward(&started, &release);
+  auto blocker = Submit({Input(3)}, absl::InfiniteFuture(), nullptr, "idle");
+  started.WaitForNotification();
+  auto on_cpu = Submit(inputs);
+  // A bound on a failure, not a pause: the answer comes at once when right.
+  const bool answered = on_cpu->answered.WaitForNotificationWithTimeout(absl::Seconds(30));
+  release.Notify();
+  blocker->answered.WaitForNotification();
+  ASSERT_TRUE(answered) << "m waited behind the device's executor";
+  ExpectRows(*on_cpu, inputs);
 }
 
 }  // namespace
