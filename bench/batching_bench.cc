@@ -167,7 +167,9 @@ int main(int argc, char** argv) {
   // short input can be faster without OpenMP, and the speed-up is taken
   // against the better baseline.
   auto run_alone = [&](int intra_op_threads) {
-    torchrt::SetIntraOpThreads(intra_op_threads);
+    if (auto set = torchrt::SetIntraOpThreads(intra_op_threads); !set.ok()) {
+      Die("--intra-op-threads", set);
+    }
     core::WorkerPool device_thread(1);  // new: libtorch reads the setting once per thread
     return Drive(clients, per_client, [&](const std::string& text) {
       v1::TokenizeRequest tokenize;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -52,7 +54,14 @@ void FillDefaults(v1::ServerConfig* c) {
   if (c->worker_threads() <= 0) {
     c->set_worker_threads(std::max(2, core::UsableCores()));
   }
-  if (c->intra_op_threads() <= 0) c->set_intra_op_threads(core::UsableCores());
+  if (c->intra_op_threads() <= 0) {
+    // OMP_NUM_THREADS, where set, is the operator's word for the same thing.
+    int omp = 0;
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    c->set_intra_op_threads(env != nullptr && absl::SimpleAtoi(env, &omp) && omp > 0
+                                ? omp
+                                : core::UsableCores());
+  }
   if (c->drain_timeout_seconds() <= 0) c->set_drain_timeout_seconds(30);
   if (c->device().empty()) c->set_device("auto");
   if (c->vram_budget().empty()) c->set_vram_budget("90%");
@@ -186,7 +195,10 @@ int Run(const Flags& flags) {
     return 2;
   }
   // Before any forward pass: the executor threads pick the setting up.
-  torchrt::SetIntraOpThreads(config.intra_op_threads());
+  if (absl::Status s = torchrt::SetIntraOpThreads(config.intra_op_threads()); !s.ok()) {
+    spdlog::critical("--intra-op-threads: {}", std::string(s.message()));
+    return 2;
+  }
   absl::StatusOr<Placement> placement = MakePlacement(config);
   if (!placement.ok()) {
     spdlog::critical("{}", std::string(placement.status().message()));

@@ -161,26 +161,39 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   // A model placed anew on another device (its config moved it to or from
   // the CPU) changes executor once its queue has drained; until then the
   // old executor finishes what is queued.
+  bool moved = false;
   if (!fresh && queue.items.empty() && queue.device != loaded.model->device()) {
     Executor* old = ExecutorFor(queue.device);
     old->models.erase(std::remove(old->models.begin(), old->models.end(), &queue),
                       old->models.end());
     if (old->next >= old->models.size()) old->next = 0;
     queue.device = loaded.model->device();
+    moved = true;
   }
   // The config (and the limit warm-up proved) of the newest placement rule.
   const v1::BatchLimits& batch = loaded.config.batch();
   queue.max_limit = batch.max_batch_tokens();
   queue.delay = batch.max_queue_delay_us() > 0 ? absl::Microseconds(batch.max_queue_delay_us())
                                                : kDefaultQueueDelay;
-  // The ceiling is what warm-up proved (the configured limit, or less); a
-  // new placement that proved another value resets it.
+  // The ceiling is what warm-up proved (the configured limit, or less). A
+  // placement that proved more, or on another device, starts the limit there:
+  // the OOMs that lowered it happened under other conditions. One that proved
+  // less caps it.
   const int64_t proven = loaded.token_limit > 0 ? std::min(loaded.token_limit, queue.max_limit)
                                                 : queue.max_limit;
-  if (fresh || proven != queue.proven) {
+  if (fresh || moved || proven != queue.proven) {
+    const int64_t before = queue.limit;
+    if (fresh || moved || proven > queue.proven) {
+      queue.limit = proven;
+      queue.successes = 0;
+    } else {
+      queue.limit = std::min(queue.limit, proven);
+    }
     queue.proven = proven;
-    queue.limit = fresh ? proven : std::min(queue.limit, proven);
-    if (options_.observer) options_.observer->OnTokenLimit(queue.name, queue.limit, 0);
+    if (options_.observer) {
+      const int change = fresh ? 0 : (queue.limit > before) - (queue.limit < before);
+      options_.observer->OnTokenLimit(queue.name, queue.limit, change);
+    }
   }
   queue.max_limit = proven;
 

@@ -131,13 +131,6 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
     budgeted = entry.budgeted;
     weights = entry.info.weight_bytes;
     reserve = entry.info.activation_reserve;
-    // A warm-up that had to lower the limit (another process held memory,
-    // say) runs again at the full limit on this placement, so room is made
-    // for the first estimate again, not for the lowered measurement.
-    if (entry.info.reserve_measured &&
-        entry.info.batch_token_limit < FullWarmUpTokens(entry.info.config)) {
-      reserve = std::max(reserve, weights);
-    }
   }
   const PlacementKind kind = cold ? PlacementKind::kLoad : PlacementKind::kSwapIn;
   auto fail_back_to_host = [&](const absl::Status& status) {
@@ -330,19 +323,26 @@ absl::Status ModelRegistry::Evict(const std::string& name) {
 
 absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded) {
   const v1::ModelConfig& config = loaded.config;
+  // The device's free memory with this model's weights in place: what the
+  // warm-up forward has to work in.
+  const int64_t free_now = options_.device->Memory().free_bytes;
   int known_labels = 0;
-  int64_t info_limit = 0;
+  bool remeasure = false;
   {
     absl::MutexLock lock(&mu_);
-    const ModelInfo& info = models_[name].info;
+    const Entry& entry = models_[name];
+    const ModelInfo& info = entry.info;
     if (info.reserve_measured && info.num_labels > 0) known_labels = info.num_labels;
-    info_limit = info.batch_token_limit;
+    // A limit lowered under pressure (another process held memory, say) is
+    // measured again once more memory is free than when it was lowered, so
+    // a squeeze does not cap the model for the life of the process. A model
+    // whose full limit never fits is not retried on every swap-in.
+    remeasure = info.batch_token_limit < FullWarmUpTokens(config) &&
+                free_now > entry.free_when_lowered;
   }
-  if (known_labels > 0 && info_limit >= FullWarmUpTokens(config)) {
-    // Measured before at the full limit (a swap-in, or a reload of the same
-    // files): the labels are known and the reserve stands. A limit lowered
-    // under pressure is measured again instead, so it does not stay low for
-    // the life of the process.
+  if (known_labels > 0 && !remeasure) {
+    // Measured before (a swap-in, or a reload of the same files): the labels
+    // are known and the reserve stands.
     {
       absl::MutexLock lock(&mu_);
       loaded.token_limit = models_[name].info.batch_token_limit;
@@ -410,6 +410,7 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
   entry.info.num_labels = num_labels;
   entry.info.labels = loaded.labels;
   entry.info.batch_token_limit = loaded.token_limit;
+  entry.free_when_lowered = loaded.token_limit < FullWarmUpTokens(config) ? free_now : -1;
   if (entry.budgeted) {
     entry.info.activation_reserve = peak;
     entry.info.reserve_measured = true;

@@ -157,6 +157,9 @@ class ModelRegistry {
     std::shared_ptr<LoadedModel> loaded;  // from HOST on; null when UNLOADED/FAILED
     bool budgeted = true;   // false: executes on the CPU, no device tier
     bool unloading = false;  // no new handles; an Unload waits for in_use == 0
+    // Device free bytes when warm-up last had to lower the token limit; a
+    // later placement measures again only if more is free now. -1: never.
+    int64_t free_when_lowered = -1;
   };
 
   ModelRegistry(ModelRepository repository, ModelLoader* loader, RegistryOptions options);

@@ -15,37 +15,22 @@
 namespace bertserve::core {
 namespace {
 
-std::string ReadFirstLine(const char* path) {
+std::string ReadFirstLine(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   std::getline(in, line);
   return line;
 }
 
-// cgroup v1 keeps the quota and the period in two files; -1 means no quota.
-std::string CpuMaxFromV1() {
-  const std::string quota = ReadFirstLine("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
-  const std::string period = ReadFirstLine("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
-  if (quota.empty() || period.empty()) return "";
-  return (quota == "-1" ? std::string("max") : quota) + " " + period;
-}
-
-// cgroup v2: the tightest cpu.max from the process's own cgroup up to the
-// mount point. In a container with its own cgroup namespace the walk starts
-// and ends at /sys/fs/cgroup; without one, /proc/self/cgroup names the path.
-int BoundByCgroupV2(int affinity) {
-  std::string path;
-  std::ifstream self("/proc/self/cgroup");
-  for (std::string line; std::getline(self, line);) {
-    if (line.rfind("0::", 0) == 0) path = line.substr(3);
-  }
-  int cores = affinity;
+// Calls `visit` with `path` and each of its parents, ending with "".
+template <typename Visit>
+void WalkUp(std::string path, Visit visit) {
   while (true) {
-    cores = BoundByCpuMax(cores, ReadFirstLine(("/sys/fs/cgroup" + path + "/cpu.max").c_str()));
-    if (path.empty() || path == "/") break;
-    path = path.substr(0, path.rfind('/'));
+    visit(path);
+    if (path.empty() || path == "/") return;
+    const size_t slash = path.rfind('/');
+    path = slash == std::string::npos ? "" : path.substr(0, slash);
   }
-  return cores;
 }
 
 }  // namespace
@@ -64,13 +49,42 @@ int BoundByCpuMax(int affinity, absl::string_view cpu_max) {
   return static_cast<int>(std::clamp<int64_t>(cores, 1, affinity));
 }
 
+int BoundByCgroupQuota(int affinity, const std::string& root) {
+  int cores = std::max(affinity, 1);
+  // Each /proc/self/cgroup line is "ID:CONTROLLERS:PATH"; v2's is "0::PATH",
+  // v1's cpu controller is listed as "cpu" or "cpu,cpuacct". In a container
+  // with its own cgroup namespace the path is "/" and the mount point holds
+  // the container's own files; without one the path leads there from the
+  // host's root. Walking up covers both, and parents' quotas bound too.
+  std::ifstream self(root + "/proc/self/cgroup");
+  for (std::string line; std::getline(self, line);) {
+    const std::vector<std::string> fields = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (fields.size() != 3) continue;
+    if (fields[1].empty()) {
+      WalkUp(fields[2], [&](const std::string& dir) {
+        cores = BoundByCpuMax(cores, ReadFirstLine(root + "/sys/fs/cgroup" + dir + "/cpu.max"));
+      });
+      continue;
+    }
+    const std::vector<absl::string_view> controllers = absl::StrSplit(fields[1], ',');
+    if (std::find(controllers.begin(), controllers.end(), "cpu") == controllers.end()) continue;
+    WalkUp(fields[2], [&](const std::string& dir) {
+      const std::string base = root + "/sys/fs/cgroup/cpu" + dir;
+      const std::string quota = ReadFirstLine(base + "/cpu.cfs_quota_us");
+      const std::string period = ReadFirstLine(base + "/cpu.cfs_period_us");
+      if (!quota.empty() && !period.empty()) cores = BoundByCpuMax(cores, quota + " " + period);
+    });
+  }
+  return cores;
+}
+
 int UsableCores() {
   int affinity = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof(set), &set) == 0) affinity = CPU_COUNT(&set);
   if (affinity <= 0) affinity = static_cast<int>(std::thread::hardware_concurrency());
-  return BoundByCpuMax(BoundByCgroupV2(affinity), CpuMaxFromV1());
+  return BoundByCgroupQuota(affinity, "");
 }
 
 }  // namespace bertserve::core

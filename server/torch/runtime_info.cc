@@ -1,7 +1,11 @@
 #include "server/torch/runtime_info.h"
 
+#include <exception>
+
 #include <ATen/Parallel.h>
 #include <torch/version.h>
+
+#include "absl/strings/str_cat.h"
 
 #ifdef BERTSERVE_WITH_CUDA
 #include <cuda.h>  // CUDA_VERSION
@@ -19,7 +23,18 @@ std::string CudaVersion() {
 #endif
 }
 
-void SetIntraOpThreads(int threads) { at::set_num_threads(threads); }
+absl::Status SetIntraOpThreads(int threads) {
+  if (threads < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("intra-op threads must be at least 1, not ",
+                                                   threads));
+  }
+  try {
+    at::set_num_threads(threads);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("setting ", threads, " intra-op threads: ", e.what()));
+  }
+  return absl::OkStatus();
+}
 
 int IntraOpThreads() { return at::get_num_threads(); }
 

@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+
 namespace bertserve::torchrt {
 
 // libtorch version this binary was built against ("1.13.1").
@@ -11,10 +13,10 @@ std::string TorchVersion();
 std::string CudaVersion();
 
 // Threads one libtorch operator may use on the CPU (intra-op parallelism).
-// Set it once at startup, before any forward pass; > 0. libtorch's own
-// default counts physical cores through cpuinfo, which some virtual machines
-// report as 1.
-void SetIntraOpThreads(int threads);
+// Set it once at startup, before any forward pass; InvalidArgument unless
+// `threads` > 0. libtorch's own default counts physical cores through
+// cpuinfo, which some virtual machines report as 1.
+absl::Status SetIntraOpThreads(int threads);
 // What libtorch will use, read back from libtorch.
 int IntraOpThreads();
 

@@ -273,12 +273,28 @@ TEST_F(BatcherTest, PacksSimilarLengthsTogether) {
   EXPECT_GT(efficiency, 0.9);
 }
 
-TEST_F(BatcherTest, AModelPlacedOnAnotherDeviceMovesToThatDevicesExecutor) {
+TEST_F(BatcherTest, AModelPlacedOnAnotherDeviceMovesToThatDevicesExecutorWithAFreshLimit) {
   Make();
   const std::vector<EncodedInput> inputs = {Input(4)};
   auto on_device = Submit(inputs);
   on_device->answered.WaitForNotification();
   ExpectRows(*on_device, inputs);
+  // An OOM on the device lowers m's limit there (as in the test above).
+  const int64_t squeeze = device_->Memory().free_bytes - 40;
+  ASSERT_TRUE(device_->Allocate(squeeze).ok());
+  absl::Notification busy, go;
+  Model().BlockNextForward(&busy, &go);
+  auto first = Submit({Input(2)});
+  busy.WaitForNotification();
+  std::vector<EncodedInput> eight;
+  for (int i = 0; i < 8; ++i) eight.push_back(Input(8, 5 + i));
+  auto split = Submit(eight);
+  go.Notify();
+  split->answered.WaitForNotification();
+  ExpectRows(*split, eight);
+  first->answered.WaitForNotification();
+  ASSERT_LT(batcher_->TokenLimit("m"), 64);
+  device_->Free(squeeze);
   // Its config now says CPU: reloaded, m runs on the CPU's executor, not
   // behind the device's, which a blocked forward of another model holds.
   ASSERT_TRUE(registry_->Unload("m").ok());
@@ -297,6 +313,8 @@ TEST_F(BatcherTest, AModelPlacedOnAnotherDeviceMovesToThatDevicesExecutor) {
   blocker->answered.WaitForNotification();
   ASSERT_TRUE(answered) << "m waited behind the device's executor";
   ExpectRows(*on_cpu, inputs);
+  // The device's OOMs say nothing of the CPU: the limit starts at the proven 64.
+  EXPECT_EQ(batcher_->TokenLimit("m"), 64);
 }
 
 }  // namespace

@@ -107,13 +107,16 @@ TEST_F(PlacementTest, LimitLoweredUnderPressureIsMeasuredAgainOnTheNextPlacement
   Make();
   ASSERT_TRUE(device_.Allocate(kBudget - 20).ok());
   ASSERT_EQ(registry_->Load("a")->batch_token_limit, 8);
-  // Still squeezed at the next placement: the swap-in succeeds at 8 again.
+  // Still squeezed at the next placement: no more memory is free than when
+  // the limit was lowered, so the swap-in keeps 8 without trying a forward.
   ASSERT_TRUE(registry_->EvictIdle("b", absl::InfiniteFuture()).ok());
   ASSERT_EQ(registry_->Get("a")->state, ModelState::kHost);
+  const int squeezed_forwards = loader_.last_model("a")->forwards();
   absl::StatusOr<ModelInfo> squeezed = registry_->Load("a");
   ASSERT_TRUE(squeezed.ok()) << squeezed.status();
   EXPECT_EQ(squeezed->batch_token_limit, 8);
   EXPECT_EQ(squeezed->swap_ins, 1);
+  EXPECT_EQ(loader_.last_model("a")->forwards(), squeezed_forwards);
   // The other process is gone: the next placement proves the full limit.
   device_.Free(kBudget - 20);
   ASSERT_TRUE(registry_->EvictIdle("b", absl::InfiniteFuture()).ok());
@@ -123,7 +126,7 @@ TEST_F(PlacementTest, LimitLoweredUnderPressureIsMeasuredAgainOnTheNextPlacement
   EXPECT_EQ(again->activation_reserve, kReserve);
   EXPECT_EQ(registry_->Memory().reserved, 10 + kReserve);
   // Measured at the full limit, it is not measured again.
-  const int64_t forwards = loader_.last_model("a")->forwards();
+  const int forwards = loader_.last_model("a")->forwards();
   ASSERT_TRUE(registry_->EvictIdle("b", absl::InfiniteFuture()).ok());
   ASSERT_TRUE(registry_->Load("a").ok());
   EXPECT_EQ(loader_.last_model("a")->forwards(), forwards);

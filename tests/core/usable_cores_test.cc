@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/test_util/fake_model.h"
+
 namespace bertserve::core {
 namespace {
 
@@ -20,6 +22,45 @@ TEST(BoundByCpuMaxTest, QuotaRoundsUpAndNeverExceedsTheAffinity) {
   EXPECT_EQ(BoundByCpuMax(8, "50000 100000"), 1);
   EXPECT_EQ(BoundByCpuMax(4, "1600000 100000"), 4);
   EXPECT_EQ(BoundByCpuMax(0, "max 100000"), 1);
+}
+
+// A cgroup v2 tree as a container without its own cgroup namespace sees it:
+// the process's cgroup has no quota, its parent allows 2.5 CPUs.
+TEST(BoundByCgroupQuotaTest, TightestQuotaFromTheProcessCgroupUpV2) {
+  testing::TempRepository root;
+  root.WriteFile("proc/self/cgroup", "0::/kubepods/pod1/ctr\n");
+  root.WriteFile("sys/fs/cgroup/cpu.max", "max 100000\n");
+  root.WriteFile("sys/fs/cgroup/kubepods/cpu.max", "max 100000\n");
+  root.WriteFile("sys/fs/cgroup/kubepods/pod1/cpu.max", "250000 100000\n");
+  root.WriteFile("sys/fs/cgroup/kubepods/pod1/ctr/cpu.max", "max 100000\n");
+  EXPECT_EQ(BoundByCgroupQuota(16, root.root()), 3);
+  EXPECT_EQ(BoundByCgroupQuota(2, root.root()), 2);
+}
+
+// With its own namespace the path is "/" and the mount holds its own files.
+TEST(BoundByCgroupQuotaTest, NamespacedContainerReadsTheMountPointV2) {
+  testing::TempRepository root;
+  root.WriteFile("proc/self/cgroup", "0::/\n");
+  root.WriteFile("sys/fs/cgroup/cpu.max", "800000 100000\n");
+  EXPECT_EQ(BoundByCgroupQuota(64, root.root()), 8);
+}
+
+TEST(BoundByCgroupQuotaTest, CpuControllerOfV1) {
+  testing::TempRepository root;
+  root.WriteFile("proc/self/cgroup",
+                 "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n");
+  root.WriteFile("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n");
+  root.WriteFile("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
+  root.WriteFile("sys/fs/cgroup/cpu/docker/abc/cpu.cfs_quota_us", "150000\n");
+  root.WriteFile("sys/fs/cgroup/cpu/docker/abc/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(BoundByCgroupQuota(8, root.root()), 2);
+}
+
+TEST(BoundByCgroupQuotaTest, NoCgroupFilesMeansNoQuota) {
+  testing::TempRepository root;
+  EXPECT_EQ(BoundByCgroupQuota(6, root.root()), 6);
+  root.WriteFile("proc/self/cgroup", "0::/user.slice\n");
+  EXPECT_EQ(BoundByCgroupQuota(6, root.root()), 6);
 }
 
 TEST(UsableCoresTest, FollowsTheAffinityMask) {

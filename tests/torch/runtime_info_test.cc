@@ -16,12 +16,19 @@ int IntraOpThreadsOnAnotherThread() {
 }
 
 TEST(IntraOpThreadsTest, SettingReachesEveryThread) {
-  SetIntraOpThreads(1);
+  ASSERT_TRUE(SetIntraOpThreads(1).ok());
   EXPECT_EQ(IntraOpThreads(), 1);
   EXPECT_EQ(IntraOpThreadsOnAnotherThread(), 1);
-  SetIntraOpThreads(2);
+  ASSERT_TRUE(SetIntraOpThreads(2).ok());
   EXPECT_EQ(IntraOpThreads(), 2);
   EXPECT_EQ(IntraOpThreadsOnAnotherThread(), 2);
+}
+
+TEST(IntraOpThreadsTest, ZeroIsRefusedAndChangesNothing) {
+  ASSERT_TRUE(SetIntraOpThreads(2).ok());
+  const absl::Status zero = SetIntraOpThreads(0);
+  EXPECT_EQ(zero.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(IntraOpThreads(), 2);
 }
 
 TEST(RuntimeInfoTest, VersionsAreNamed) {
