@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -86,18 +87,40 @@ struct Counts : core::BatchObserver {
   std::atomic<int64_t> compute_us{0}, batches{0}, inputs{0}, padded_tokens{0}, real_tokens{0};
 };
 
-// Runs `clients` threads of `per_client` requests through `one`; seconds.
-double Drive(int clients, int per_client, const std::function<void(const std::string&)>& one) {
+// Each client's texts, the same in every run.
+std::vector<std::vector<std::string>> ClientTexts(int clients, int per_client) {
+  std::vector<std::vector<std::string>> texts(clients);
+  for (int c = 0; c < clients; ++c) {
+    std::mt19937 rng(100 + c);
+    for (int r = 0; r < per_client; ++r) texts[c].push_back(Text(rng));
+  }
+  return texts;
+}
+
+// Runs one thread per client, each sending its texts through `one` in turn;
+// seconds.
+double Drive(const std::vector<std::vector<std::string>>& texts,
+             const std::function<void(const std::string&)>& one) {
   std::vector<std::thread> threads;
   const auto start = Clock::now();
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      std::mt19937 rng(100 + c);
-      for (int r = 0; r < per_client; ++r) one(Text(rng));
+  for (const std::vector<std::string>& client : texts) {
+    threads.emplace_back([&one, &client] {
+      for (const std::string& text : client) one(text);
     });
   }
   for (std::thread& t : threads) t.join();
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Runs `work` on `thread` and waits for it: the one device thread of the
+// baseline and the ceiling.
+void RunOn(core::WorkerPool& thread, const std::function<void()>& work) {
+  absl::Notification done;
+  thread.Submit([&] {
+    work();
+    done.Notify();
+  });
+  done.WaitForNotification();
 }
 
 }  // namespace
@@ -166,36 +189,37 @@ int main(int argc, char** argv) {
   // server pays.) Measured with one intra-op thread as well: a forward of one
   // short input can be faster without OpenMP, and the speed-up is taken
   // against the better baseline.
+  const std::vector<std::vector<std::string>> texts = ClientTexts(clients, per_client);
+  auto encode = [&](const std::string& text) {
+    v1::TokenizeRequest tokenize;
+    tokenize.set_model("m");
+    tokenize.mutable_input()->set_text(text);
+    auto tokens = classifier.Tokenize(tokenize);
+    if (!tokens.ok()) Die("tokenize", tokens.status());
+    return core::EncodedInputOf(*tokens);
+  };
   auto run_alone = [&](int intra_op_threads) {
     if (auto set = torchrt::SetIntraOpThreads(intra_op_threads); !set.ok()) {
       Die("--intra-op-threads", set);
     }
     core::WorkerPool device_thread(1);  // new: libtorch reads the setting once per thread
-    return Drive(clients, per_client, [&](const std::string& text) {
-      v1::TokenizeRequest tokenize;
-      tokenize.set_model("m");
-      tokenize.mutable_input()->set_text(text);
-      auto tokens = classifier.Tokenize(tokenize);
-      if (!tokens.ok()) Die("tokenize", tokens.status());
+    return Drive(texts, [&](const std::string& text) {
+      const core::EncodedInput input = encode(text);
       auto handle = (*registry)->Acquire("m");
       if (!handle.ok()) Die("acquire", handle.status());
-      const core::EncodedInput input = core::EncodedInputOf(*tokens);
       const core::InputBatch batch = core::PadInputs({&input}, /*pad_id=*/0);
-      absl::Notification done;
-      device_thread.Submit([&] {
+      RunOn(device_thread, [&] {
         if (auto logits = (*handle)->model->Forward(batch); !logits.ok()) {
           Die("forward", logits.status());
         }
-        done.Notify();
       });
-      done.WaitForNotification();
     });
   };
   const double alone_one_thread = threads > 1 ? run_alone(1) : 0;
   const double alone = run_alone(threads);
   const double best_alone = threads > 1 ? std::min(alone, alone_one_thread) : alone;
 
-  const double batched = Drive(clients, per_client, [&](const std::string& text) {
+  const double batched = Drive(texts, [&](const std::string& text) {
     auto response = classifier.Classify(request_for(text), absl::Now());
     if (!response.ok()) Die("classify", response.status());
   });
@@ -204,16 +228,8 @@ int main(int argc, char** argv) {
   // to back in batches at the token limit. No batcher gets more out of the
   // device than this.
   std::vector<core::EncodedInput> all;
-  for (int c = 0; c < clients; ++c) {
-    std::mt19937 rng(100 + c);
-    for (int r = 0; r < per_client; ++r) {
-      v1::TokenizeRequest tokenize;
-      tokenize.set_model("m");
-      tokenize.mutable_input()->set_text(Text(rng));
-      auto tokens = classifier.Tokenize(tokenize);
-      if (!tokens.ok()) Die("tokenize", tokens.status());
-      all.push_back(core::EncodedInputOf(*tokens));
-    }
+  for (const std::vector<std::string>& client : texts) {
+    for (const std::string& text : client) all.push_back(encode(text));
   }
   std::sort(all.begin(), all.end(), [](const core::EncodedInput& a, const core::EncodedInput& b) {
     return a.ids.size() < b.ids.size();
@@ -224,8 +240,7 @@ int main(int argc, char** argv) {
     auto handle = (*registry)->Acquire("m");
     if (!handle.ok()) Die("acquire", handle.status());
     core::WorkerPool device_thread(1);
-    absl::Notification done;
-    device_thread.Submit([&] {
+    RunOn(device_thread, [&] {
       const auto start = Clock::now();
       for (size_t first = 0; first < all.size();) {
         std::vector<const core::EncodedInput*> rows;
@@ -240,9 +255,7 @@ int main(int argc, char** argv) {
         }
       }
       sorted_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      done.Notify();
     });
-    done.WaitForNotification();
   }
 
   const int total = clients * per_client;

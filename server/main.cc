@@ -51,16 +51,14 @@ void FillDefaults(v1::ServerConfig* c) {
   if (c->metrics_listen().empty()) c->set_metrics_listen("0.0.0.0:9400");
   if (c->log_format().empty()) c->set_log_format("text");
   if (c->log_level().empty()) c->set_log_level("info");
-  if (c->worker_threads() <= 0) {
-    c->set_worker_threads(std::max(2, core::UsableCores()));
-  }
+  const int cores = core::UsableCores();
+  if (c->worker_threads() <= 0) c->set_worker_threads(std::max(2, cores));
   if (c->intra_op_threads() <= 0) {
     // OMP_NUM_THREADS, where set, is the operator's word for the same thing.
     int omp = 0;
     const char* env = std::getenv("OMP_NUM_THREADS");
-    c->set_intra_op_threads(env != nullptr && absl::SimpleAtoi(env, &omp) && omp > 0
-                                ? omp
-                                : core::UsableCores());
+    c->set_intra_op_threads(env != nullptr && absl::SimpleAtoi(env, &omp) && omp > 0 ? omp
+                                                                                     : cores);
   }
   if (c->drain_timeout_seconds() <= 0) c->set_drain_timeout_seconds(30);
   if (c->device().empty()) c->set_device("auto");

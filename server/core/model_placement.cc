@@ -30,12 +30,16 @@ tokenizer::NormalizerOptions NormalizerFromConfig(const v1::TokenizerOptions& t)
 
 double SecondsSince(absl::Time start) { return absl::ToDoubleSeconds(absl::Now() - start); }
 
+// The length of warm-up's rows: full-length inputs.
+int64_t WarmUpColumns(const v1::ModelConfig& config) {
+  return std::min<int64_t>(config.max_sequence_length(), config.batch().max_batch_tokens());
+}
+
 // The token limit warm-up tries first: as many full-length rows as the
 // configured limit holds.
 int64_t FullWarmUpTokens(const v1::ModelConfig& config) {
-  const int64_t configured = config.batch().max_batch_tokens();
-  const int64_t columns = std::min<int64_t>(config.max_sequence_length(), configured);
-  return std::max<int64_t>(1, configured / columns) * columns;
+  const int64_t columns = WarmUpColumns(config);
+  return std::max<int64_t>(1, config.batch().max_batch_tokens() / columns) * columns;
 }
 
 }  // namespace
@@ -359,8 +363,7 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
   // Out of memory there lowers the limit (halving the rows, down to one
   // full-length row) until a forward fits; that proven limit is what
   // batches use.
-  const int64_t columns =
-      std::min<int64_t>(config.max_sequence_length(), config.batch().max_batch_tokens());
+  const int64_t columns = WarmUpColumns(config);
   int64_t rows = FullWarmUpTokens(config) / columns;
   absl::StatusOr<Logits> logits;
   int64_t peak = 0;
