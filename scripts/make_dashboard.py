@@ -7,6 +7,11 @@ this script and run it again rather than the JSON. A test checks that the
 committed JSON is what this script writes, and evaluates every query against
 a real Prometheus scraping a real server.
 
+Without OUT it also writes the same bytes to
+deploy/k8s/components/monitoring/bertserve.json, the copy that the monitoring
+kustomize component ships as a ConfigMap (kustomize reads no file outside the
+component's directory); tests/deploy checks the two are identical.
+
     python3 scripts/make_dashboard.py [OUT]
 """
 
@@ -17,6 +22,8 @@ import sys
 SEL = 'instance=~"$instance"'
 MSEL = 'model=~"$model", instance=~"$instance"'
 RATE = "[$__rate_interval]"
+# Inference calls only: model loads and listings have their own latency.
+INFER = 'method=~"Classify|ClassifyStream"'
 
 
 def target(expr, legend, ref):
@@ -109,11 +116,15 @@ def dashboard():
                 f" or sum by (model) (rate(bertserve_requests_total{{{MSEL}}}{RATE})) * 0)"
                 f" / sum by (model) (rate(bertserve_requests_total{{{MSEL}}}{RATE}))", "{{model}}")],
               "percentunit", 12, 24),
-        panel(9, "Latency p50 / p99 by model", "End-to-end request latency.",
+        panel(9, "Classify latency p50 / p99 by model",
+              "End-to-end latency of inference calls (Classify and ClassifyStream messages); "
+              "model loads and listings are not counted.",
               [("histogram_quantile(0.5, sum by (le, model) (rate("
-                f"bertserve_request_duration_seconds_bucket{{{MSEL}}}{RATE})))", "p50 {{model}}"),
+                f"bertserve_request_duration_seconds_bucket{{{INFER}, {MSEL}}}{RATE})))",
+                "p50 {{model}}"),
                ("histogram_quantile(0.99, sum by (le, model) (rate("
-                f"bertserve_request_duration_seconds_bucket{{{MSEL}}}{RATE})))", "p99 {{model}}")],
+                f"bertserve_request_duration_seconds_bucket{{{INFER}, {MSEL}}}{RATE})))",
+                "p99 {{model}}")],
               "s", 0, 32),
         panel(10, "Queue depth and queue time",
               "Inputs waiting for a batch, and the p99 of their wait (right axis).",
@@ -155,10 +166,13 @@ def dashboard():
 
 def main():
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "deploy", "grafana", "bertserve.json")
-    with open(out, "w") as f:
-        json.dump(dashboard(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    outs = sys.argv[1:2] or [
+        os.path.join(here, "deploy", "grafana", "bertserve.json"),
+        os.path.join(here, "deploy", "k8s", "components", "monitoring", "bertserve.json")]
+    text = json.dumps(dashboard(), indent=2, sort_keys=True) + "\n"
+    for out in outs:
+        with open(out, "w") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ ServerMetrics::ServerMetrics()
                     .Register(*registry_)),
       request_duration_(prometheus::BuildHistogram()
                             .Name("bertserve_request_duration_seconds")
-                            .Help("End-to-end RPC latency in seconds, by model.")
+                            .Help("End-to-end RPC latency in seconds, by model and method (Classify, Tokenize, Models.Load, ...).")
                             .Register(*registry_)),
       model_state_(prometheus::BuildGauge()
                        .Name("bertserve_model_state")
@@ -269,7 +269,8 @@ void ServerMetrics::RecordRequest(const std::string& model, absl::string_view me
                                   absl::string_view code, double seconds) {
   requests_.Add({{"model", model}, {"method", std::string(method)}, {"code", std::string(code)}})
       .Increment();
-  request_duration_.Add({{"model", model}}, LatencyBuckets()).Observe(seconds);
+  request_duration_.Add({{"model", model}, {"method", std::string(method)}}, LatencyBuckets())
+      .Observe(seconds);
 }
 
 void ServerMetrics::SetModelState(const std::string& model, absl::string_view state,

@@ -492,3 +492,60 @@ def metric_samples(body, name):
 def scraped_samples(port, name):
     """metric_samples of a fresh scrape of the server on `port`."""
     return metric_samples(scrape_metrics(port), name)
+
+
+# --------------------------------------------------------------------------
+# The simulated device: waiting until the server has seen what a test did.
+# --------------------------------------------------------------------------
+
+DEVICE_WAIT_S = 60.0
+
+
+def _wait_device(server, what, condition, timeout):
+    """Polls Models.List until condition(device) holds; returns that device."""
+    deadline = time.monotonic() + timeout
+    while True:
+        device = server.models.List(models_pb2.ListModelsRequest()).device
+        if condition(device):
+            return device
+        if time.monotonic() > deadline:
+            raise ServerError(f"the device never showed {what} within {timeout:.0f}s; last: "
+                              f"{device}\n" + server.log_tail())
+        time.sleep(0.005)
+
+
+def wait_device_idle(server, timeout=DEVICE_WAIT_S):
+    """Waits until the simulated device holds only resident weights: no batch's
+    tensors are alive. A reply can reach the client a moment before the forward
+    that produced it has freed its tensors, so a test that derives a squeeze
+    from allocator_allocated_bytes right after a call would count them."""
+    def idle(device):
+        listing = server.models.List(models_pb2.ListModelsRequest())
+        return device.allocator_allocated_bytes == sum(m.device_bytes for m in listing.models)
+    return _wait_device(server, "only resident weights allocated", idle, timeout)
+
+
+def set_foreign_memory(server, path, foreign_bytes, timeout=DEVICE_WAIT_S):
+    """Writes the bytes "other processes" hold on the simulated device
+    (--simulated-foreign-memory-file) and waits until the server has read them:
+    it re-reads the file every few milliseconds, so a forward started right
+    after the write could still run under the old value."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(foreign_bytes))
+    os.replace(tmp, path)
+
+    def seen(device):
+        room = device.total_bytes - device.allocator_allocated_bytes
+        if foreign_bytes >= room:
+            return device.free_bytes == 0
+        return room - device.free_bytes == foreign_bytes
+    return _wait_device(server, f"{foreign_bytes} foreign bytes", seen, timeout)
+
+
+def leave_free(server, path, free_bytes, timeout=DEVICE_WAIT_S):
+    """Lets "other processes" take all of the simulated device but `free_bytes`
+    beyond what the resident weights hold, once the device is idle."""
+    device = wait_device_idle(server, timeout)
+    return set_foreign_memory(
+        server, path, device.total_bytes - device.allocator_allocated_bytes - free_bytes, timeout)

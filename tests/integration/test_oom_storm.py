@@ -41,24 +41,22 @@ class OomStormTest(harness.ServerTestCase):
                     "batch { max_client_batch_size: 16 max_batch_tokens: 2048 }\n")
         cls.reference = harness.ReferenceModel(model_dir)
         cls.foreign = os.path.join(cls.repo, "foreign-bytes")
-        cls.press(0)
+        with open(cls.foreign, "w") as f:
+            f.write("0")
         harness.start_server(cls, repository=cls.repo, load=["storm"], extra_args=[
             "--device", "sim", "--simulated-device-memory", str(256 << 20),
             "--vram-reserve", "0", "--simulated-foreign-memory-file", cls.foreign])
         cls.server.wait_ready()
 
-    @classmethod
-    def press(cls, foreign_bytes):
-        """Sets how much of the simulated device other processes hold."""
-        tmp = cls.foreign + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(foreign_bytes))
-        os.replace(tmp, cls.foreign)
+    def press(self, foreign_bytes):
+        """Sets how much of the simulated device other processes hold, and waits
+        until the server has seen it."""
+        harness.set_foreign_memory(self.server, self.foreign, foreign_bytes)
 
     def leave_free(self, activation_bytes):
-        """Lets other processes take all but `activation_bytes` of the device."""
-        device = self.server.models.List(models_pb2.ListModelsRequest()).device
-        self.press(device.total_bytes - device.allocator_allocated_bytes - activation_bytes)
+        """Lets other processes take all but `activation_bytes` of the device
+        beyond the resident weights (measured once no batch is alive)."""
+        harness.leave_free(self.server, self.foreign, activation_bytes)
 
     def metric(self, name, labels=""):
         samples = harness.scraped_samples(self.server.metrics_port, name)
