@@ -228,6 +228,9 @@ int Run(const Flags& flags) {
     }
   }
 
+  // Before the metrics endpoint, which asks it for /healthz and /readyz and so
+  // must be destroyed first.
+  grpcsvc::HealthService health;
   absl::StatusOr<std::unique_ptr<metrics::ServerMetrics>> metrics_or =
       metrics::ServerMetrics::Create(config.metrics_listen(), PROJECT_VERSION,
                                      torchrt::TorchVersion(), torchrt::CudaVersion());
@@ -236,6 +239,8 @@ int Run(const Flags& flags) {
     return 2;
   }
   metrics::ServerMetrics& metrics = **metrics_or;
+  metrics.SetHealthChecks([&health] { return health.IsServing(""); },
+                          [&health] { return health.IsServing(grpcsvc::kReadinessService); });
 
   std::vector<absl::string_view> state_names;
   for (core::ModelState s : core::kAllModelStates) state_names.push_back(core::ModelStateName(s));
@@ -315,7 +320,6 @@ int Run(const Flags& flags) {
   // Placement calls block for seconds; their own threads keep them from
   // starving inference.
   core::WorkerPool admin_pool(2);
-  grpcsvc::HealthService health;
   core::BatcherOptions batching;
   batching.max_queued_inputs_per_model = config.max_queued_inputs_per_model();
   batching.max_queued_tokens_per_model = config.max_queued_tokens_per_model();

@@ -133,6 +133,11 @@ void HealthService::Unregister(Watcher* watcher) {
   watchers_.erase(watcher);
 }
 
+bool HealthService::IsServing(const std::string& service) const {
+  absl::MutexLock lock(&mu_);
+  return StatusOf(service) == HealthCheckResponse::SERVING;
+}
+
 grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
                                                const HealthCheckRequest* request,
                                                HealthCheckResponse* response) {

@@ -25,6 +25,8 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   ~HealthService() override;
 
   void SetServing(const std::string& service, bool serving) ABSL_LOCKS_EXCLUDED(mu_);
+  // What Check would answer for `service`: true only for SERVING.
+  bool IsServing(const std::string& service) const ABSL_LOCKS_EXCLUDED(mu_);
   // The execution device failed for good: every service, liveness included,
   // turns NOT_SERVING and stays so, so that the orchestrator restarts the
   // process. Watch streams stay open and see the change.

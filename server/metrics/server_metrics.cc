@@ -243,6 +243,13 @@ void ServerMetrics::SetScrapeHook(std::function<void()> hook) {
   if (http_) http_->SetScrapeHook(std::move(hook));
 }
 
+void ServerMetrics::SetHealthChecks(std::function<bool()> liveness,
+                                    std::function<bool()> readiness) {
+  if (!http_) return;
+  http_->SetLivenessCheck(std::move(liveness));
+  http_->SetReadinessCheck(std::move(readiness));
+}
+
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
     const std::string& listen, absl::string_view version, absl::string_view torch_version,
     absl::string_view cuda_version) {

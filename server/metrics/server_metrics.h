@@ -79,6 +79,8 @@ class ServerMetrics {
   void SetReady(bool ready);
   // Runs before every scrape, so gauges read at that instant are current.
   void SetScrapeHook(std::function<void()> hook);
+  // What /healthz and /readyz on the metrics endpoint answer.
+  void SetHealthChecks(std::function<bool()> liveness, std::function<bool()> readiness);
 
  private:
   ServerMetrics();
