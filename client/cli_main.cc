@@ -1,90 +1,53 @@
-// bertserve-cli: classify, tokenize and manage models on a bertserve server.
+// bertserve-cli: classify, tokenize, manage models and check the health of a
+// bertserve server.
 //
-// Exit codes: 0 success, 1 the server answered with an error (its gRPC code
-// name and message go to stderr), 2 bad usage.
+// Exit codes: 0 success, 1 the server could not be reached or answered with an
+// error (its gRPC code name and message go to stderr), 2 bad usage, 3 (health
+// only) the server answered but liveness or readiness is not SERVING.
+//
+// The global options --server, --json and --timeout may come before or after
+// the subcommand (every subcommand falls through to the top-level options).
 
-#include <chrono>
 #include <cstdio>
-#include <iostream>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
 
-#include "bertserve/v1/inference.grpc.pb.h"
-#include "bertserve/v1/models.grpc.pb.h"
+#include "client/cli_client.h"
 #include "client/cli_output.h"
 
-namespace bertserve::cli {
+#ifndef PROJECT_VERSION
+#error "PROJECT_VERSION must be defined by the build (client/CMakeLists.txt)"
+#endif
+
 namespace {
 
-struct Options {
-  std::string server = "127.0.0.1:50051";
-  bool json = false;
-  double timeout_seconds = 60;
-};
-
-const char* CodeName(grpc::StatusCode code) {
-  static const char* const kNames[] = {
-      "OK",           "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS", "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return (i >= 0 && i < 17) ? kNames[i] : "UNKNOWN";
-}
-
-class Client {
- public:
-  explicit Client(const Options& options)
-      : options_(options),
-        channel_(grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials())),
-        inference_(v1::Inference::NewStub(channel_)),
-        models_(v1::Models::NewStub(channel_)) {}
-
-  // Runs one RPC and prints the answer; returns the exit code.
-  template <typename Response, typename Call, typename Format>
-  int Run(Call call, Format format) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(
-                             static_cast<int64_t>(options_.timeout_seconds * 1000)));
-    Response response;
-    const grpc::Status status = call(&context, &response);
-    if (!status.ok()) {
-      fprintf(stderr, "error: %s: %s\n", CodeName(status.error_code()),
-              status.error_message().c_str());
-      return 1;
-    }
-    std::cout << (options_.json ? ToJson(response) + "\n" : format(response));
-    return 0;
-  }
-
-  v1::Inference::Stub& inference() { return *inference_; }
-  v1::Models::Stub& models() { return *models_; }
-
- private:
-  Options options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Inference::Stub> inference_;
-  std::unique_ptr<v1::Models::Stub> models_;
-};
+constexpr const char* kFooter =
+    "The options --server, --json and --timeout may also follow the subcommand.\n"
+    "Exit codes: 0 success; 1 the server could not be reached or answered with an\n"
+    "error (code and message on stderr); 2 bad usage; 3 (health) not SERVING.";
 
 }  // namespace
-}  // namespace bertserve::cli
 
 int main(int argc, char** argv) {
   using namespace bertserve;  // NOLINT: a main function's brevity
   cli::Options options;
   CLI::App app{"bertserve-cli: client for the bertserve inference server"};
+  app.name("bertserve-cli");
+  // Subcommands inherit these two, so options of `app` are also found after
+  // `classify`, `models list` and the rest; the footer is inherited too.
+  app.fallthrough();
+  app.footer(kFooter);
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("bertserve-cli ") + PROJECT_VERSION,
+                       "Print the version and exit");
   app.add_option("--server", options.server, "Server address HOST:PORT")
+      ->envname("BERTSERVE_SERVER")
       ->capture_default_str();
   app.add_flag("--json", options.json, "Print the response as one JSON document");
   app.add_option("--timeout", options.timeout_seconds, "RPC deadline in seconds")
+      ->check(CLI::Range(0.001, 86400.0))
       ->capture_default_str();
 
   std::string model;
@@ -127,14 +90,25 @@ int main(int argc, char** argv) {
   CLI::App* unload = models->add_subcommand("unload", "Unload a model");
   unload->add_option("name", name, "Model name")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  CLI::App* health = app.add_subcommand(
+      "health",
+      "Check liveness (grpc.health.v1 service \"\") and readiness (service \"readiness\")");
+  health->footer(std::string(kFooter) +
+                 "\nhealth exits 0 only when both liveness and readiness are SERVING.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version print and exit 0; anything else is bad usage.
+    return app.exit(e) == 0 ? cli::kExitOk : cli::kExitUsage;
+  }
   cli::Client client(options);
 
   if (*classify) {
     if (!pairs.empty() && pairs.size() != texts.size()) {
       fprintf(stderr, "error: %zu --pair values for %zu texts; give one per text or none\n",
               pairs.size(), texts.size());
-      return 2;
+      return cli::kExitUsage;
     }
     v1::ClassifyRequest request;
     request.set_model(model);
@@ -199,5 +173,6 @@ int main(int argc, char** argv) {
         },
         cli::FormatModel);
   }
-  return 2;
+  if (*health) return client.Health();
+  return cli::kExitUsage;
 }

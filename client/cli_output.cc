@@ -14,6 +14,7 @@ std::string ToJson(const google::protobuf::Message& message) {
   options.add_whitespace = true;
   std::string out;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  if (out.empty() || out.back() != '\n') out += '\n';
   return out;
 }
 
@@ -66,6 +67,16 @@ std::string FormatModels(const v1::ListModelsResponse& response) {
   for (const v1::ModelStatus& m : response.models()) absl::StrAppend(&out, FormatModel(m));
   if (response.models().empty()) out = "(no models in the repository)\n";
   return out;
+}
+
+std::string FormatHealth(const std::string& liveness, const std::string& readiness) {
+  return absl::StrFormat("%-10s %s\n%-10s %s\n", "liveness", liveness, "readiness", readiness);
+}
+
+std::string HealthJson(const std::string& liveness, const std::string& readiness) {
+  // Enum names need no escaping.
+  return absl::StrFormat("{\n \"liveness\": \"%s\",\n \"readiness\": \"%s\"\n}\n", liveness,
+                         readiness);
 }
 
 }  // namespace bertserve::cli

@@ -8,7 +8,7 @@
 
 namespace bertserve::cli {
 
-// One JSON document: proto field names, defaults printed.
+// One JSON document ending in a newline: proto field names, defaults printed.
 std::string ToJson(const google::protobuf::Message& message);
 
 // Human-readable renderings.
@@ -17,6 +17,11 @@ std::string FormatClassify(const v1::ClassifyRequest& request,
 std::string FormatTokenize(const v1::TokenizeResponse& response);
 std::string FormatModels(const v1::ListModelsResponse& response);
 std::string FormatModel(const v1::ModelStatus& status);
+
+// The two health statuses (grpc.health.v1 ServingStatus names, e.g. "SERVING"),
+// as text lines and as one JSON document {"liveness": ..., "readiness": ...}.
+std::string FormatHealth(const std::string& liveness, const std::string& readiness);
+std::string HealthJson(const std::string& liveness, const std::string& readiness);
 
 }  // namespace bertserve::cli
 
