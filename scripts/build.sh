@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds bertserve into BUILD_DIR (default build/).
+# Configures and builds bertserve into BUILD_DIR (default build/), as
+# BUILD_TYPE (default RelWithDebInfo; the images use Release).
 #   scripts/build.sh [extra cmake -D options]
 set -euo pipefail
 
@@ -10,5 +11,5 @@ jobs=${JOBS:-$(nproc)}
 # objects compiled in another one.
 export CCACHE_BASEDIR=$here CCACHE_NOHASHDIR=1
 
-cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" "$@" >/dev/null
 cmake --build "$build_dir" -j "$jobs"

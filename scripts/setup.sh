@@ -2,29 +2,44 @@
 # Installs what bertserve needs to build, run and test on Debian 12, and
 # nothing that is already there. Safe to run again.
 #
-#   scripts/setup.sh           build + test dependencies
+#   scripts/setup.sh              build + test dependencies
+#   scripts/setup.sh --build-only only what compiling bertserve and the CLI
+#                                 needs (the image build stage): no test
+#                                 tools, no git, no npm packages
 #
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+build_only=false
+case ${1:-} in
+  "") ;;
+  --build-only) build_only=true ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
+
 packages=(
   # build
-  build-essential cmake ninja-build pkg-config ccache git
+  build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0-openmp
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libabsl-dev libspdlog-dev prometheus-cpp-dev libcli11-dev libutf8proc-dev
   nlohmann-json3-dev
-  # tests, fixtures and the outside client
-  libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-torch python3-grpcio python3-grpc-tools python3-protobuf python3-yaml
-  shellcheck yamllint prometheus
 )
-# Some images ship Node.js with npm from elsewhere; Debian's npm would
-# conflict with it, so it is only asked for when there is no npm at all.
-if ! command -v npm >/dev/null 2>&1; then
-  packages+=(nodejs npm)
+if ! $build_only; then
+  packages+=(
+    git
+    # tests, fixtures and the outside client
+    libgtest-dev libgmock-dev libbenchmark-dev
+    python3 python3-torch python3-grpcio python3-grpc-tools python3-protobuf python3-yaml
+    shellcheck yamllint prometheus
+  )
+  # Some images ship Node.js with npm from elsewhere; Debian's npm would
+  # conflict with it, so it is only asked for when there is no npm at all.
+  if ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+  fi
 fi
 
 missing=()
@@ -41,6 +56,10 @@ if ((${#missing[@]} > 0)); then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
     "${missing[@]}"
+fi
+if $build_only; then
+  echo "setup: build dependencies present"
+  exit 0
 fi
 
 # tests/deploy renders the manifests with kubectl's built-in kustomize; Debian
