@@ -4,10 +4,13 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +23,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/core/batcher.h"
 #include "server/core/byte_size.h"
 #include "server/core/classifier.h"
@@ -69,6 +75,35 @@ void FillDefaults(v1::ServerConfig* c) {
   if (c->max_queued_tokens_per_model() <= 0) c->set_max_queued_tokens_per_model(1 << 20);
   if (c->max_queued_inputs() <= 0) c->set_max_queued_inputs(4096);
   if (c->max_queued_tokens() <= 0) c->set_max_queued_tokens(4 << 20);
+  if (c->startup_load_timeout_seconds() <= 0) c->set_startup_load_timeout_seconds(300);
+  if (c->max_grpc_message_bytes() <= 0) c->set_max_grpc_message_bytes(4 << 20);
+}
+
+// Numbers that make no sense negative; 0 means "the default" for each.
+absl::Status CheckNotNegative(const v1::ServerConfig& c) {
+  const std::pair<const char*, double> fields[] = {
+      {"--worker-threads", c.worker_threads()},
+      {"--intra-op-threads", c.intra_op_threads()},
+      {"--drain-timeout", c.drain_timeout_seconds()},
+      {"--startup-load-timeout", c.startup_load_timeout_seconds()},
+      {"--max-grpc-message-bytes", static_cast<double>(c.max_grpc_message_bytes())},
+      {"--max-queued-inputs-per-model", static_cast<double>(c.max_queued_inputs_per_model())},
+      {"--max-queued-tokens-per-model", static_cast<double>(c.max_queued_tokens_per_model())},
+      {"--max-queued-inputs", static_cast<double>(c.max_queued_inputs())},
+      {"--max-queued-tokens", static_cast<double>(c.max_queued_tokens())},
+  };
+  for (const auto& [flag, value] : fields) {
+    if (value < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " is ", value, "; it must be 0 (the default) or more"));
+    }
+  }
+  if (c.max_grpc_message_bytes() > std::numeric_limits<int>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-grpc-message-bytes is ", c.max_grpc_message_bytes(), "; at most ",
+        std::numeric_limits<int>::max(), " (gRPC counts message sizes in an int)"));
+  }
+  return absl::OkStatus();
 }
 
 // The device and the memory limits the flags ask for, checked against what
@@ -175,6 +210,41 @@ class MetricsBatchObserver : public core::BatchObserver {
 };
 
 // "0.0.0.0:0" with the port the server got -> "0.0.0.0:43121".
+// The drain after SIGTERM or SIGINT:
+//  1. readiness turns NOT_SERVING at once; gRPC refuses new calls and open
+//     streams answer new messages UNAVAILABLE;
+//  2. calls in flight get until --drain-timeout to finish; at the timeout,
+//     gRPC cancels the ones still open (each answers CANCELLED at once, see
+//     UnaryCall) and every input still queued for a forward is failed
+//     without running it (Batcher::Stop), so the process exits within about
+//     a second of the timeout whatever its queues held;
+//  3. exit code 0; or 3 when a model read was still stuck in I/O (a dead
+//     volume, say) half a second past the timeout: the process then exits
+//     without waiting for it, since a thread blocked in read() cannot be
+//     stopped.
+int Drain(const v1::ServerConfig& config, int signal_number, grpcsvc::HealthService* health,
+          metrics::ServerMetrics* metrics, grpcsvc::InferenceService* inference,
+          grpc::Server* server, core::Batcher* batcher, core::ModelRegistry* registry) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(config.drain_timeout_seconds());
+  spdlog::info("received {}; draining (up to {} s)", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+               config.drain_timeout_seconds());
+  health->Shutdown();
+  metrics->SetReady(false);
+  inference->StartDraining();
+  server->Shutdown(absl::ToChronoTime(deadline));
+  batcher->Stop();
+  registry->Shutdown();
+  if (!registry->WaitForReads(std::max(deadline, absl::Now()) + absl::Milliseconds(500))) {
+    spdlog::critical("{} model read(s) still stuck in I/O after the drain; exiting without them "
+                     "(exit code 3)",
+                     registry->ReadsInProgress());
+    spdlog::shutdown();
+    std::_Exit(3);
+  }
+  spdlog::info("stopped");
+  return 0;
+}
+
 std::string WithPort(const std::string& address, int port) {
   const size_t colon = address.rfind(':');
   return absl::StrCat(address.substr(0, colon), ":", port);
@@ -319,6 +389,8 @@ int Run(const Flags& flags) {
   core::WorkerPool inference_pool(config.worker_threads());
   // Placement calls block for seconds; their own threads keep them from
   // starving inference.
+  // Placement calls never block a thread on the placement itself (the
+  // registry calls back); these run their parsing and bookkeeping.
   core::WorkerPool admin_pool(2);
   core::BatcherOptions batching;
   batching.max_queued_inputs_per_model = config.max_queued_inputs_per_model();
@@ -337,8 +409,7 @@ int Run(const Flags& flags) {
   };
   core::Batcher batcher(&registry, batching);
   // Requests for a model being placed wait here, not on the inference pool.
-  core::WorkerPool placement_waiters(16);
-  core::Classifier classifier(&registry, &batcher, &batch_metrics, &placement_waiters);
+  core::Classifier classifier(&registry, &batcher, &batch_metrics, &inference_pool);
   grpcsvc::InferenceService inference(&classifier, &registry, &inference_pool, &observer);
   grpcsvc::ModelsService models(&registry, &admin_pool, &observer);
 
@@ -346,6 +417,8 @@ int Run(const Flags& flags) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_grpc_message_bytes()));
+  builder.SetMaxSendMessageSize(static_cast<int>(config.max_grpc_message_bytes()));
   builder.RegisterService(&inference);
   builder.RegisterService(&models);
   builder.RegisterService(&health);
@@ -362,23 +435,51 @@ int Run(const Flags& flags) {
   spdlog::info("gRPC listening on {}", WithPort(config.listen(), port));
   spdlog::info("metrics listening on {}", WithPort(config.metrics_listen(), metrics.port()));
 
-  // Readiness waits for the startup models. With --load they are required:
-  // one failing keeps the server unready. Without --load every model is
-  // best-effort: a broken one is FAILED and the rest serve.
-  std::thread startup_loader([&] {
-    bool all_ready = true;
-    for (const std::string& name : startup) {
-      absl::StatusOr<core::ModelInfo> info = registry.Load(name);
-      if (!info.ok()) all_ready = false;
-    }
-    if (all_ready || !explicit_load) {
-      health.SetServing(grpcsvc::kReadinessService, true);
-      metrics.SetReady(true);
-      spdlog::info("ready: {} startup model(s) loaded", startup.size());
-    } else {
-      spdlog::error("not ready: a model named by --load failed to load");
-    }
-  });
+  // Readiness waits for the startup models, loaded side by side (their reads
+  // run in parallel; their placements one at a time). With --load they are
+  // required: one failing keeps the server unready. Without --load every
+  // model is best-effort: a broken one is FAILED and the rest serve, and
+  // readiness waits at most --startup-load-timeout for the slow ones.
+  struct Startup {
+    absl::Mutex mu;
+    size_t settled ABSL_GUARDED_BY(mu) = 0;
+    bool failed ABSL_GUARDED_BY(mu) = false;
+    bool ready ABSL_GUARDED_BY(mu) = false;
+    // Set when draining starts: late load callbacks then touch nothing that
+    // the end of Run destroys.
+    bool closed ABSL_GUARDED_BY(mu) = false;
+  };
+  auto startup_state = std::make_shared<Startup>();
+  const size_t total = startup.size();
+  // REQUIRES: startup_state->mu held.
+  auto turn_ready = [&health, &metrics, total](size_t settled) {
+    health.SetServing(grpcsvc::kReadinessService, true);
+    metrics.SetReady(true);
+    spdlog::info("ready: {} of {} startup model(s) settled", settled, total);
+  };
+  for (const std::string& name : startup) {
+    registry.LoadAsync(
+        name, absl::InfiniteFuture(),
+        [startup_state, total, explicit_load, turn_ready, name](absl::StatusOr<core::ModelInfo> info) {
+          absl::MutexLock lock(&startup_state->mu);
+          if (startup_state->closed) return;
+          const size_t settled = ++startup_state->settled;
+          if (!info.ok()) startup_state->failed = true;
+          if (!info.ok() && explicit_load) {
+            spdlog::error("not ready: model {} named by --load failed to load", name);
+          }
+          if (settled == total && !startup_state->ready &&
+              (!explicit_load || !startup_state->failed)) {
+            startup_state->ready = true;
+            turn_ready(settled);
+          }
+        });
+  }
+  if (total == 0) {
+    absl::MutexLock lock(&startup_state->mu);
+    startup_state->ready = true;
+    turn_ready(0);
+  }
 
   // Every thread started above inherited the blocked signal mask from main.
   sigset_t signals;
@@ -386,18 +487,34 @@ int Run(const Flags& flags) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  spdlog::info("received {}; draining (up to {} s)", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
-               config.drain_timeout_seconds());
-
-  health.Shutdown();
-  metrics.SetReady(false);
-  server->Shutdown(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(
-                       static_cast<int64_t>(config.drain_timeout_seconds() * 1000)));
-  startup_loader.join();
-  spdlog::info("stopped");
-  return 0;
+  if (!explicit_load) {
+    // Best-effort startup: stop waiting for slow models after the timeout.
+    const absl::Time until =
+        absl::Now() + absl::Seconds(config.startup_load_timeout_seconds());
+    while (signal_number <= 0 && absl::Now() < until) {
+      timespec left = absl::ToTimespec(until - absl::Now());
+      signal_number = sigtimedwait(&signals, nullptr, &left);
+      if (signal_number < 0 && errno != EINTR) break;  // EAGAIN: the timeout
+    }
+    if (signal_number <= 0) {
+      signal_number = 0;
+      absl::MutexLock lock(&startup_state->mu);
+      if (!startup_state->ready) {
+        startup_state->ready = true;
+        spdlog::warn("{} startup model(s) still loading after --startup-load-timeout {} s; "
+                     "ready without them (they keep loading)",
+                     total - startup_state->settled, config.startup_load_timeout_seconds());
+        turn_ready(startup_state->settled);
+      }
+    }
+  }
+  if (signal_number <= 0) sigwait(&signals, &signal_number);
+  {
+    absl::MutexLock lock(&startup_state->mu);
+    startup_state->closed = true;
+  }
+  return Drain(config, signal_number, &health, &metrics, &inference, server.get(), &batcher,
+               &registry);
 }
 
 }  // namespace
@@ -443,8 +560,17 @@ int main(int argc, char** argv) {
                                    "Threads one forward pass uses on the CPU "
                                    "(default: the cores this process may use)");
   auto* drain_opt = app.add_option("--drain-timeout", drain_timeout,
-                                   "Seconds to finish in-flight requests after SIGTERM "
-                                   "(default 30)");
+                                   "Seconds to finish in-flight requests after SIGTERM; then "
+                                   "what is left is cancelled and the process exits (default 30)");
+  double startup_load_timeout = 0;
+  auto* startup_opt = app.add_option(
+      "--startup-load-timeout", startup_load_timeout,
+      "Without --load: the longest readiness waits for the startup models, in seconds; then "
+      "the server turns ready and the slow ones keep loading (default 300)");
+  int64_t max_message_bytes = 0;
+  auto* message_opt = app.add_option("--max-grpc-message-bytes", max_message_bytes,
+                                     "Largest gRPC request or response, in bytes; larger "
+                                     "requests fail RESOURCE_EXHAUSTED (default 4194304)");
   std::string device, vram_budget, vram_reserve, host_budget, sim_memory;
   auto* device_opt = app.add_option("--device", device,
                                     "Execution device: auto, cuda:N, cpu (no budget), or sim "
@@ -505,6 +631,8 @@ int main(int argc, char** argv) {
   if (*threads_opt) c.set_worker_threads(worker_threads);
   if (*intra_opt) c.set_intra_op_threads(intra_op_threads);
   if (*drain_opt) c.set_drain_timeout_seconds(drain_timeout);
+  if (*startup_opt) c.set_startup_load_timeout_seconds(startup_load_timeout);
+  if (*message_opt) c.set_max_grpc_message_bytes(max_message_bytes);
   if (*device_opt) c.set_device(device);
   if (*budget_opt) c.set_vram_budget(vram_budget);
   if (*reserve_opt) c.set_vram_reserve(vram_reserve);
@@ -523,6 +651,10 @@ int main(int argc, char** argv) {
   }
   if (c.model_repository().empty()) {
     fprintf(stderr, "bertserve: --model-repository is required\n");
+    return 2;
+  }
+  if (absl::Status s = bertserve::CheckNotNegative(c); !s.ok()) {
+    fprintf(stderr, "bertserve: %s\n", std::string(s.message()).c_str());
     return 2;
   }
   bertserve::FillDefaults(&c);

@@ -22,6 +22,22 @@ constexpr absl::Duration kEvictionWait = absl::Seconds(2);
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
+// Batcher::mu_ guards most fields of a ModelQueue and an Executor, but the
+// thread-safety analysis cannot name an enclosing object's mutex from a nested
+// struct. So each keeps a reference to it, `mu`, which its annotations name,
+// and a Batcher method holding mu_ calls Guarded(mu_) before touching them:
+// the call requires mu_ (checked when compiled) and asserts `mu`, which is
+// the same mutex (checked when run). The assertion lasts to the end of the
+// calling function: call it only where mu_ stays held that long.
+struct GuardedByBatcher {
+  explicit GuardedByBatcher(const absl::Mutex* batcher_mu) : mu(*batcher_mu) {}
+  void Guarded(const absl::Mutex& held) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(held)
+      ABSL_ASSERT_EXCLUSIVE_LOCK(mu) {
+    if (&held != &mu) std::abort();
+  }
+  const absl::Mutex& mu;
+};
+
 }  // namespace
 
 InputBatch PadInputs(const std::vector<const EncodedInput*>& rows, int32_t pad_id) {
@@ -77,41 +93,120 @@ struct Batcher::Item {
   const EncodedInput& input() const { return request->inputs[index]; }
 };
 
-struct Batcher::ModelQueue {
-  std::string name;
-  std::string device;
-  std::deque<Item> items;
-  int64_t queued_tokens = 0;
-  int64_t limit = 0;      // tokens (longest x rows) per forward, adaptive
-  int64_t max_limit = 0;  // the ceiling: the proven limit (configured or lower)
-  int64_t proven = 0;     // what the model's placement proved
-  int successes = 0;      // forwards in a row without OOM
-  absl::Duration delay = kDefaultQueueDelay;
+struct Batcher::ModelQueue : GuardedByBatcher {
+  using GuardedByBatcher::GuardedByBatcher;
+  std::string name;  // set before the queue is published, then constant
+  std::string device ABSL_GUARDED_BY(mu);
+  std::deque<Item> items ABSL_GUARDED_BY(mu);
+  int64_t queued_tokens ABSL_GUARDED_BY(mu) = 0;
+  // Tokens (longest x rows) per forward, adaptive.
+  int64_t limit ABSL_GUARDED_BY(mu) = 0;
+  // The ceiling: the proven limit (configured or lower).
+  int64_t max_limit ABSL_GUARDED_BY(mu) = 0;
+  int64_t proven ABSL_GUARDED_BY(mu) = 0;  // what the model's placement proved
+  int successes ABSL_GUARDED_BY(mu) = 0;   // forwards in a row without OOM
+  absl::Duration delay ABSL_GUARDED_BY(mu) = kDefaultQueueDelay;
+  // Counts changes of `items`, so that depth reports keep their order.
+  int64_t depth_version ABSL_GUARDED_BY(mu) = 0;
 };
 
-struct Batcher::Executor {
-  std::string device;
-  std::vector<ModelQueue*> models;  // round-robin order
-  size_t next = 0;
+struct Batcher::Executor : GuardedByBatcher {
+  using GuardedByBatcher::GuardedByBatcher;
+  std::string device;  // set before the executor is published, then constant
+  std::vector<ModelQueue*> models ABSL_GUARDED_BY(mu);  // round-robin order
+  size_t next ABSL_GUARDED_BY(mu) = 0;
   absl::CondVar wake;
+  // Started under mu_ when the executor is made; joined by Stop, outside mu_,
+  // once stopping_ keeps anyone else from touching it.
   std::thread thread;
+};
+
+// Observer calls decided while mu_ is held and made once it is released, so
+// that no observer (metrics, a log line) runs under the batcher's lock. They
+// are made by Flush, or by the destructor: declare one before the MutexLock it
+// outlives.
+class Batcher::ObserverCalls {
+ public:
+  explicit ObserverCalls(Batcher* batcher) : batcher_(batcher) {}
+  ~ObserverCalls() { Flush(); }
+  ObserverCalls(const ObserverCalls&) = delete;
+  ObserverCalls& operator=(const ObserverCalls&) = delete;
+
+  void TokenLimit(const std::string& model, int64_t tokens, int change) {
+    Add(Call{Call::kTokenLimit, model, tokens, change, 0});
+  }
+  void Queued(const std::string& model, double seconds) {
+    Add(Call{Call::kQueued, model, 0, 0, seconds});
+  }
+  // `version`: the queue's depth_version when it held `inputs`.
+  void QueueDepth(const std::string& model, int64_t inputs, int64_t version) {
+    Add(Call{Call::kQueueDepth, model, inputs, 0, 0, version});
+  }
+
+  void Flush() ABSL_LOCKS_EXCLUDED(batcher_->mu_, batcher_->depth_mu_) {
+    BatchObserver* const observer = batcher_->options_.observer;
+    for (const Call& call : calls_) {
+      switch (call.kind) {
+        case Call::kTokenLimit:
+          observer->OnTokenLimit(call.model, call.value, call.change);
+          break;
+        case Call::kQueued:
+          observer->OnQueued(call.model, call.seconds);
+          break;
+        case Call::kQueueDepth: {
+          absl::MutexLock lock(&batcher_->depth_mu_);
+          int64_t& reported = batcher_->reported_depth_[call.model];
+          if (call.version > reported) {
+            reported = call.version;
+            observer->OnQueueDepth(call.model, call.value);
+          }
+          break;
+        }
+      }
+    }
+    calls_.clear();
+  }
+
+ private:
+  struct Call {
+    enum Kind { kTokenLimit, kQueued, kQueueDepth } kind;
+    std::string model;
+    int64_t value = 0;  // tokens or inputs
+    int change = 0;
+    double seconds = 0;
+    int64_t version = 0;
+  };
+  void Add(Call call) {
+    if (batcher_->options_.observer != nullptr) calls_.push_back(std::move(call));
+  }
+
+  Batcher* const batcher_;
+  std::vector<Call> calls_;
 };
 
 Batcher::Batcher(ModelRegistry* registry, BatcherOptions options)
     : registry_(registry), options_(std::move(options)) {}
 
-Batcher::~Batcher() {
-  std::vector<std::thread> threads;
+Batcher::~Batcher() { Stop(); }
+
+void Batcher::Stop() {
+  std::vector<std::thread*> threads;
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) return;
     stopping_ = true;
-    for (auto& [name, executor] : executors_) executor->wake.SignalAll();
+    for (auto& [name, executor] : executors_) {
+      executor->wake.SignalAll();
+      threads.push_back(&executor->thread);
+    }
   }
-  for (auto& [name, executor] : executors_) executor->thread.join();
+  // No executor is added or removed once stopping_ is set (Submit refuses).
+  for (std::thread* thread : threads) thread->join();
   std::vector<Item> left;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [name, queue] : queues_) {
+      queue->Guarded(mu_);
       for (Item& item : queue->items) left.push_back(std::move(item));
       queue->items.clear();
     }
@@ -122,7 +217,7 @@ Batcher::~Batcher() {
 Batcher::Executor* Batcher::ExecutorFor(const std::string& device) {
   std::unique_ptr<Executor>& slot = executors_[device];
   if (slot == nullptr) {
-    slot = std::make_unique<Executor>();
+    slot = std::make_unique<Executor>(&mu_);
     slot->device = device;
     Executor* executor = slot.get();
     executor->thread = std::thread([this, executor] { Run(executor); });
@@ -145,6 +240,7 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   request->remaining = request->inputs.size();
   request->done = std::move(done);
 
+  ObserverCalls calls(this);  // declared before the lock: runs once it is released
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
   if (device_lost_) {
@@ -153,17 +249,19 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   std::unique_ptr<ModelQueue>& slot = queues_[loaded.name];
   const bool fresh = slot == nullptr;
   if (fresh) {
-    slot = std::make_unique<ModelQueue>();
+    slot = std::make_unique<ModelQueue>(&mu_);
     slot->name = loaded.name;
-    slot->device = loaded.model->device();
   }
   ModelQueue& queue = *slot;
+  queue.Guarded(mu_);
+  if (fresh) queue.device = loaded.model->device();
   // A model placed anew on another device (its config moved it to or from
   // the CPU) changes executor once its queue has drained; until then the
   // old executor finishes what is queued.
   bool moved = false;
   if (!fresh && queue.items.empty() && queue.device != loaded.model->device()) {
     Executor* old = ExecutorFor(queue.device);
+    old->Guarded(mu_);
     old->models.erase(std::remove(old->models.begin(), old->models.end(), &queue),
                       old->models.end());
     if (old->next >= old->models.size()) old->next = 0;
@@ -190,10 +288,8 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
       queue.limit = std::min(queue.limit, proven);
     }
     queue.proven = proven;
-    if (options_.observer) {
-      const int change = fresh ? 0 : (queue.limit > before) - (queue.limit < before);
-      options_.observer->OnTokenLimit(queue.name, queue.limit, change);
-    }
+    calls.TokenLimit(queue.name, queue.limit,
+                     fresh ? 0 : (queue.limit > before) - (queue.limit < before));
   }
   queue.max_limit = proven;
 
@@ -232,10 +328,9 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   queue.queued_tokens += tokens;
   queued_inputs_ += count;
   queued_tokens_ += tokens;
-  if (options_.observer) {
-    options_.observer->OnQueueDepth(queue.name, static_cast<int64_t>(queue.items.size()));
-  }
+  calls.QueueDepth(queue.name, static_cast<int64_t>(queue.items.size()), ++queue.depth_version);
   Executor* executor = ExecutorFor(queue.device);
+  executor->Guarded(mu_);
   if (std::find(executor->models.begin(), executor->models.end(), &queue) ==
       executor->models.end()) {
     executor->models.push_back(&queue);
@@ -247,7 +342,9 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
 int64_t Batcher::TokenLimit(const std::string& model) const {
   absl::MutexLock lock(&mu_);
   auto it = queues_.find(model);
-  return it == queues_.end() ? 0 : it->second->limit;
+  if (it == queues_.end()) return 0;
+  it->second->Guarded(mu_);
+  return it->second->limit;
 }
 
 void Batcher::Run(Executor* executor) {
@@ -261,8 +358,10 @@ void Batcher::Run(Executor* executor) {
       continue;
     }
     std::vector<Item> expired;
-    std::vector<Item> batch = TakeBatch(queue, now, &expired);
+    ObserverCalls calls(this);
+    std::vector<Item> batch = TakeBatch(queue, now, &expired, &calls);
     mu_.Unlock();
+    calls.Flush();
     for (const Item& item : expired) {
       if (options_.observer) options_.observer->OnExpired(queue->name);
       Finish(item, absl::DeadlineExceededError(
@@ -277,10 +376,12 @@ void Batcher::Run(Executor* executor) {
 }
 
 Batcher::ModelQueue* Batcher::NextDue(Executor* executor, absl::Time now, absl::Time* wake) {
+  executor->Guarded(mu_);
   const size_t n = executor->models.size();
   for (size_t k = 0; k < n; ++k) {
     const size_t i = (executor->next + k) % n;
     ModelQueue* queue = executor->models[i];
+    queue->Guarded(mu_);
     if (queue->items.empty()) continue;
     const Item& oldest = queue->items.front();
     // An input whose deadline comes before the delay ends does not wait.
@@ -298,9 +399,11 @@ Batcher::ModelQueue* Batcher::NextDue(Executor* executor, absl::Time now, absl::
 }
 
 std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
-                                              std::vector<Item>* expired) {
+                                              std::vector<Item>* expired, ObserverCalls* calls) {
+  queue->Guarded(mu_);
   std::deque<Item>& items = queue->items;
-  auto dequeue = [&](const Item& item) {
+  auto dequeue = [&](const Item& item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    queue->Guarded(mu_);
     queue->queued_tokens -= item.tokens;
     queued_tokens_ -= item.tokens;
     --queued_inputs_;
@@ -317,7 +420,7 @@ std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
   }
   std::vector<Item> batch;
   if (items.empty()) {
-    if (options_.observer) options_.observer->OnQueueDepth(queue->name, 0);
+    calls->QueueDepth(queue->name, 0, ++queue->depth_version);
     return batch;
   }
   // The oldest input always goes; the rest are picked from the window by
@@ -330,10 +433,11 @@ std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
   for (size_t i = 1; i < window; ++i) {
     if (items[i].request->model.get() == model) candidates.push_back(i);
   }
-  std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
-    return std::llabs(items[a].tokens - oldest.tokens) <
-           std::llabs(items[b].tokens - oldest.tokens);
-  });
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](size_t a, size_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue->mu) {
+                     return std::llabs(items[a].tokens - oldest.tokens) <
+                            std::llabs(items[b].tokens - oldest.tokens);
+                   });
   std::vector<bool> chosen(window, false);
   chosen[0] = true;
   int64_t longest = oldest.tokens;
@@ -358,18 +462,14 @@ std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
   for (size_t i = 0; i < items.size(); ++i) {
     if (i < window && chosen[i]) {
       dequeue(items[i]);
-      if (options_.observer) {
-        options_.observer->OnQueued(queue->name, Seconds(now - items[i].enqueued));
-      }
+      calls->Queued(queue->name, Seconds(now - items[i].enqueued));
       batch.push_back(std::move(items[i]));
     } else {
       rest.push_back(std::move(items[i]));
     }
   }
   items.swap(rest);
-  if (options_.observer) {
-    options_.observer->OnQueueDepth(queue->name, static_cast<int64_t>(items.size()));
-  }
+  calls->QueueDepth(queue->name, static_cast<int64_t>(items.size()), ++queue->depth_version);
   return batch;
 }
 
@@ -477,6 +577,7 @@ void Batcher::AdjustLimit(ModelQueue* queue, bool oom, int64_t failed_cost) {
   int change = 0;
   {
     absl::MutexLock lock(&mu_);
+    queue->Guarded(mu_);
     if (oom) {
       queue->successes = 0;
       const int64_t lowered = std::max<int64_t>(1, std::min(queue->limit, failed_cost / 2));

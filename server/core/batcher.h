@@ -38,7 +38,11 @@ struct BatchResult {
 };
 
 // What the batcher tells metrics. Every method may be called from executor
-// threads concurrently with the others; implementations must be thread-safe.
+// threads and from Submit's callers, concurrently with the others;
+// implementations must be thread-safe. The batcher never holds its lock while
+// calling one (a call may log), but a call must not call back into the batcher.
+// OnQueueDepth calls are serialized, so that the last one reports the newest
+// depth: a slow one delays the others.
 class BatchObserver {
  public:
   virtual ~BatchObserver() = default;
@@ -118,7 +122,7 @@ class Batcher {
 
   // `registry` outlives the batcher.
   Batcher(ModelRegistry* registry, BatcherOptions options);
-  // Fails whatever is still queued Unavailable, then joins the executors.
+  // Stop(), then destroys.
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -130,6 +134,12 @@ class Batcher {
   absl::Status Submit(ModelHandle model, std::vector<EncodedInput> inputs, absl::Time deadline,
                       Done done) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Lets each executor finish the forward it is running (a forward cannot be
+  // interrupted), then fails everything still queued Unavailable without
+  // running it, and joins the executors; later Submits are Unavailable.
+  // Idempotent. For the end of a drain: nothing queued outlives it.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
   // The model's batch token limit now (its configured or warm-up-proven
   // limit until the first batch), for tests and the Models API.
   int64_t TokenLimit(const std::string& model) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -139,6 +149,7 @@ class Batcher {
   struct Item;
   struct ModelQueue;
   struct Executor;
+  class ObserverCalls;  // observer calls made once mu_ is released
 
   Executor* ExecutorFor(const std::string& device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(Executor* executor) ABSL_LOCKS_EXCLUDED(mu_);
@@ -146,8 +157,8 @@ class Batcher {
   // wait until one is due.
   ModelQueue* NextDue(Executor* executor, absl::Time now, absl::Time* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<Item> TakeBatch(ModelQueue* queue, absl::Time now, std::vector<Item>* expired)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<Item> TakeBatch(ModelQueue* queue, absl::Time now, std::vector<Item>* expired,
+                              ObserverCalls* calls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Finish(const Item& item, absl::StatusOr<LogitsRow> row) ABSL_LOCKS_EXCLUDED(mu_);
@@ -163,6 +174,12 @@ class Batcher {
   int64_t queued_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, std::unique_ptr<ModelQueue>> queues_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<Executor>> executors_ ABSL_GUARDED_BY(mu_);
+
+  // Queue depths are reported after mu_ is released, so two reports of one
+  // model can arrive out of order; each carries the version of the queue it
+  // read, and an older one than the last reported is dropped.
+  absl::Mutex depth_mu_;
+  absl::flat_hash_map<std::string, int64_t> reported_depth_ ABSL_GUARDED_BY(depth_mu_);
 };
 
 // True for a status Model::Forward returns when the device is broken for

@@ -50,14 +50,20 @@ void Classifier::ClassifyAsync(const v1::ClassifyRequest& request, absl::Time re
   absl::StatusOr<ModelHandle> handle = registry_->TryAcquire(request.model());
   if (handle.ok()) return Queue(request, *std::move(handle), received, deadline, respond);
   if (!absl::IsUnavailable(handle.status())) return respond(handle.status());
-  // The model must be placed first: wait for it off this thread.
-  auto wait = [this, request, received, deadline, respond] {
-    absl::StatusOr<ModelHandle> placed = registry_->Acquire(request.model(), deadline);
-    if (!placed.ok()) return respond(placed.status());
-    Queue(request, *std::move(placed), received, deadline, respond);
-  };
-  if (waiters_ != nullptr) return waiters_->Submit(std::move(wait));
-  wait();
+  // The model must be placed first. Nothing waits on a thread for it: the
+  // placement (or the deadline) calls back, and tokenizing goes on on the
+  // pool, not on the placement worker that finished the placement.
+  registry_->AcquireAsync(
+      request.model(), deadline,
+      [this, request, received, deadline, respond](absl::StatusOr<ModelHandle> placed) {
+        if (!placed.ok()) return respond(placed.status());
+        auto queue = [this, request, received, deadline, respond,
+                      handle = *std::move(placed)]() mutable {
+          Queue(request, std::move(handle), received, deadline, respond);
+        };
+        if (pool_ != nullptr) return pool_->Submit(std::move(queue));
+        queue();
+      });
 }
 
 void Classifier::Queue(const v1::ClassifyRequest& request, ModelHandle handle,
@@ -145,13 +151,12 @@ absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequ
   return answer;
 }
 
-absl::StatusOr<v1::TokenizeResponse> Classifier::Tokenize(const v1::TokenizeRequest& request,
-                                                          absl::Time deadline) const {
-  absl::StatusOr<ModelHandle> handle = registry_->Acquire(request.model(), deadline);
-  if (!handle.ok()) return handle.status();
+namespace {
+
+absl::StatusOr<v1::TokenizeResponse> TokenizeWith(const LoadedModel& model,
+                                                  const v1::TokenizeRequest& request) {
   const bool truncate = !request.has_truncate() || request.truncate();
-  absl::StatusOr<tokenizer::Encoding> e =
-      EncodeInput(**handle, request.input(), truncate, "input");
+  absl::StatusOr<tokenizer::Encoding> e = EncodeInput(model, request.input(), truncate, "input");
   if (!e.ok()) return e.status();
   v1::TokenizeResponse response;
   response.set_truncated(e->truncated);
@@ -165,6 +170,37 @@ absl::StatusOr<v1::TokenizeResponse> Classifier::Tokenize(const v1::TokenizeRequ
     token->set_sequence(e->sequence[i]);
   }
   return response;
+}
+
+}  // namespace
+
+void Classifier::TokenizeAsync(const v1::TokenizeRequest& request, absl::Time deadline,
+                               RespondTokens respond) const {
+  absl::StatusOr<ModelHandle> handle = registry_->TryAcquire(request.model());
+  if (handle.ok()) return respond(TokenizeWith(**handle, request));
+  if (!absl::IsUnavailable(handle.status())) return respond(handle.status());
+  registry_->AcquireAsync(
+      request.model(), deadline,
+      [this, request, respond](absl::StatusOr<ModelHandle> placed) {
+        if (!placed.ok()) return respond(placed.status());
+        auto tokenize = [request, respond, handle = *std::move(placed)] {
+          respond(TokenizeWith(*handle, request));
+        };
+        if (pool_ != nullptr) return pool_->Submit(std::move(tokenize));
+        tokenize();
+      });
+}
+
+absl::StatusOr<v1::TokenizeResponse> Classifier::Tokenize(const v1::TokenizeRequest& request,
+                                                          absl::Time deadline) const {
+  absl::Notification answered;
+  absl::StatusOr<v1::TokenizeResponse> answer;
+  TokenizeAsync(request, deadline, [&](absl::StatusOr<v1::TokenizeResponse> response) {
+    answer = std::move(response);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return answer;
 }
 
 }  // namespace bertserve::core

@@ -28,17 +28,19 @@ class Classifier {
   using Respond = std::function<void(absl::StatusOr<v1::ClassifyResponse>)>;
 
   // `registry` and `batcher` must outlive the classifier; `observer` (may be
-  // null) is told tokenization times. Requests for a model that must be
-  // placed first wait for it on `waiters` (when given), so the calling
-  // thread goes back to requests for other models.
+  // null) is told tokenization times. A request for a model that must be
+  // placed first waits without holding a thread (ModelRegistry::AcquireAsync);
+  // once the model is READY its tokenization continues on `pool` (when
+  // given; else on the thread that finished the placement).
   Classifier(ModelRegistry* registry, Batcher* batcher, BatchObserver* observer = nullptr,
-             WorkerPool* waiters = nullptr)
-      : registry_(registry), batcher_(batcher), observer_(observer), waiters_(waiters) {}
+             WorkerPool* pool = nullptr)
+      : registry_(registry), batcher_(batcher), observer_(observer), pool_(pool) {}
 
   // `received` is when the request arrived, for the queue time; a model that
   // is not READY is placed first, within `deadline`. `respond` runs exactly
   // once: on this thread when the request fails before its inputs are
-  // queued, else on the batch executor that ran its last input.
+  // queued, at the deadline (on the registry's timer) if the model is not
+  // placed by then, else on the batch executor that ran its last input.
   void ClassifyAsync(const v1::ClassifyRequest& request, absl::Time received,
                      absl::Time deadline, Respond respond) const;
 
@@ -47,6 +49,12 @@ class Classifier {
       const v1::ClassifyRequest& request, absl::Time received,
       absl::Time deadline = absl::InfiniteFuture()) const;
 
+  using RespondTokens = std::function<void(absl::StatusOr<v1::TokenizeResponse>)>;
+  // Tokenizes as the model would; a model that is not READY is placed first,
+  // as for ClassifyAsync. `respond` runs exactly once.
+  void TokenizeAsync(const v1::TokenizeRequest& request, absl::Time deadline,
+                     RespondTokens respond) const;
+  // TokenizeAsync, waiting for the answer.
   absl::StatusOr<v1::TokenizeResponse> Tokenize(
       const v1::TokenizeRequest& request, absl::Time deadline = absl::InfiniteFuture()) const;
 
@@ -54,7 +62,7 @@ class Classifier {
   ModelRegistry* const registry_;
   Batcher* const batcher_;
   BatchObserver* const observer_;
-  WorkerPool* const waiters_;
+  WorkerPool* const pool_;
 
   void Queue(const v1::ClassifyRequest& request, ModelHandle handle, absl::Time received,
              absl::Time deadline, Respond respond) const;

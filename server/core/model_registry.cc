@@ -1,10 +1,14 @@
 #include "server/core/model_registry.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "server/core/once_callback.h"
 #include "server/core/model_config.h"
 #include "server/core/model_name.h"
 
@@ -199,60 +203,188 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
   return absl::UnavailableError(absl::StrCat("model \"", name, "\" is not ready"));
 }
 
+// A call in progress that answers once: with its outcome, or with
+// DeadlineExceeded at its deadline, whichever comes first.
+template <typename T>
+class Pending {
+ public:
+  Pending(DeadlineTimer* timer, std::function<void(T)> done)
+      : timer_(timer), once_(std::move(done)) {}
+
+  // Arms the deadline; `expired` makes the answer then.
+  static void Arm(const std::shared_ptr<Pending>& self, absl::Time deadline,
+                  std::function<T()> expired) {
+    self->timer_id_ = self->timer_->Schedule(
+        deadline, [weak = std::weak_ptr<Pending>(self), expired = std::move(expired)] {
+          if (std::shared_ptr<Pending> p = weak.lock()) p->once_.Run(expired());
+        });
+  }
+  // Answers unless the call already was; true if this answered it.
+  bool Finish(T value) {
+    if (!once_.Run(std::move(value))) return false;
+    timer_->Cancel(timer_id_.load());
+    return true;
+  }
+  bool done() const { return once_.done(); }
+
+ private:
+  DeadlineTimer* const timer_;
+  OnceCallback<T> once_;
+  std::atomic<DeadlineTimer::Id> timer_id_{0};
+};
+
+class ModelRegistry::PendingHandle : public Pending<absl::StatusOr<ModelHandle>> {
+  using Pending::Pending;
+};
+
+namespace {
+
+// Runs an asynchronous call and waits for its answer.
+template <typename T>
+T AwaitCall(const std::function<void(std::function<void(T)>)>& call) {
+  absl::Notification answered;
+  std::optional<T> answer;
+  call([&](T value) {
+    answer.emplace(std::move(value));
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return *std::move(answer);
+}
+
+}  // namespace
+
 absl::StatusOr<ModelHandle> ModelRegistry::Acquire(const std::string& name, absl::Time deadline) {
-  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  return AwaitCall<absl::StatusOr<ModelHandle>>(
+      [&](HandleCallback done) { AcquireAsync(name, deadline, std::move(done)); });
+}
+
+void ModelRegistry::AcquireAsync(const std::string& name, absl::Time deadline,
+                                 HandleCallback done) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return done(s);
+  auto pending = std::make_shared<PendingHandle>(&timer_, std::move(done));
+  PendingHandle::Arm(pending, deadline, [this, name]() -> absl::StatusOr<ModelHandle> {
+    absl::StatusOr<ModelInfo> info = Snapshot(name);
+    return absl::DeadlineExceededError(absl::StrCat(
+        "model \"", name, "\" was not ready before the request deadline (it is ",
+        info.ok() ? ModelStateName(info->state) : "unknown", ")"));
+  });
+  AcquireAttempt(name, 0, std::move(pending));
+}
+
+void ModelRegistry::AcquireAttempt(const std::string& name, int attempt,
+                                   std::shared_ptr<PendingHandle> pending) {
+  if (pending->done()) return;  // the deadline answered it
+  absl::StatusOr<ModelHandle> handle = TryAcquire(name);
+  if (handle.ok() || !absl::IsUnavailable(handle.status())) {
+    pending->Finish(std::move(handle));
+    return;
+  }
   // A model evicted between its placement and our hold is placed again; the
   // bound only stops a pathological thrash from spinning forever.
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = models_.find(name);
-      if (it == models_.end()) {
-        return absl::NotFoundError(
-            absl::StrCat("model \"", name, "\" is not in the repository"));
-      }
-      Entry& entry = it->second;
-      if (entry.info.state == ModelState::kReady && !entry.unloading) {
-        ++entry.info.in_use;
-        entry.info.last_used = absl::Now();
-        std::shared_ptr<LoadedModel> loaded = entry.loaded;
-        // The deleter keeps the model alive and gives the hold back.
-        return ModelHandle(loaded.get(), [this, name, loaded](const LoadedModel*) {
-          Release(name);
-        });
-      }
-      if (entry.info.state == ModelState::kFailed) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "model \"", name, "\" failed to load: ", entry.info.last_error,
-            " (Models.Load retries)"));
-      }
-    }
-    auto job = SubmitPlace(name, /*urgent=*/true);
-    absl::Status placed = job->WaitUntil(deadline);
-    if (absl::IsDeadlineExceeded(placed)) {
-      absl::StatusOr<ModelInfo> info = Snapshot(name);
-      return absl::DeadlineExceededError(absl::StrCat(
-          "model \"", name, "\" was not ready before the request deadline (it is ",
-          info.ok() ? ModelStateName(info->state) : "unknown", ")"));
-    }
-    if (!placed.ok()) return placed;
+  if (attempt >= 8) {
+    pending->Finish(absl::UnavailableError(
+        absl::StrCat("model \"", name, "\" was evicted repeatedly while a request waited")));
+    return;
   }
-  return absl::UnavailableError(
-      absl::StrCat("model \"", name, "\" was evicted repeatedly while a request waited"));
+  PlaceAsync(name, /*urgent=*/true, /*attempts=*/3,
+             [this, name, attempt, pending](absl::Status placed) {
+               if (!placed.ok()) {
+                 pending->Finish(placed);
+                 return;
+               }
+               AcquireAttempt(name, attempt + 1, pending);
+             });
+}
+
+void ModelRegistry::Shutdown() {
+  shutting_down_.store(true);
+  placements_.Stop();
+}
+
+void ModelRegistry::PlaceAsync(const std::string& name, bool urgent, int attempts,
+                               std::function<void(absl::Status)> done) {
+  if (shutting_down_.load()) return done(absl::UnavailableError("the server is shutting down"));
+  absl::StatusOr<ModelInfo> info = Snapshot(name);
+  if (!info.ok()) return done(info.status());
+  if (info->state == ModelState::kReady) return done(absl::OkStatus());
+  auto place = [this, name, urgent, attempts, done] {
+    SubmitPlace(name, urgent)->OnDone([this, name, urgent, attempts, done](absl::Status s) {
+      // Aborted: no longer in host memory (the host budget dropped it, or an
+      // unload ran) by the time the worker got to it. Read it again.
+      if (absl::IsAborted(s) && attempts > 1) return PlaceAsync(name, urgent, attempts - 1, done);
+      done(s);
+    });
+  };
+  const ModelState state = info->state;
+  if (state == ModelState::kUnloaded || state == ModelState::kFailed ||
+      state == ModelState::kLoading) {
+    reads_.Submit(absl::StrCat("read/", name), [this, name] { return DoLoadToHost(name); })
+        ->OnDone([place, done](absl::Status read) {
+          if (!read.ok()) return done(read);
+          place();
+        });
+    return;
+  }
+  place();
+}
+
+void ModelRegistry::LoadAsync(const std::string& name, absl::Time deadline, InfoCallback done) {
+  if (absl::Status s = EnsureKnown(name); !s.ok()) return done(s);
+  auto pending = std::make_shared<Pending<absl::StatusOr<ModelInfo>>>(&timer_, std::move(done));
+  Pending<absl::StatusOr<ModelInfo>>::Arm(
+      pending, deadline, [this, name]() -> absl::StatusOr<ModelInfo> {
+        absl::StatusOr<ModelInfo> info = Snapshot(name);
+        return absl::DeadlineExceededError(absl::StrCat(
+            "model \"", name, "\" is still ", info.ok() ? ModelStateName(info->state) : "unknown",
+            " at the call's deadline; the load goes on (Models.Get shows its state)"));
+      });
+  PlaceAsync(name, /*urgent=*/false, /*attempts=*/3, [this, name, pending](absl::Status s) {
+    if (!s.ok()) {
+      pending->Finish(s);
+      return;
+    }
+    pending->Finish(Snapshot(name));
+  });
+}
+
+void ModelRegistry::UnloadAsync(const std::string& name, absl::Time deadline,
+                                InfoCallback done) {
+  if (absl::Status s = EnsureKnown(name); !s.ok()) return done(s);
+  auto pending = std::make_shared<Pending<absl::StatusOr<ModelInfo>>>(&timer_, std::move(done));
+  Pending<absl::StatusOr<ModelInfo>>::Arm(
+      pending, deadline, [this, name]() -> absl::StatusOr<ModelInfo> {
+        absl::StatusOr<ModelInfo> info = Snapshot(name);
+        return absl::DeadlineExceededError(absl::StrCat(
+            "model \"", name, "\" is still ", info.ok() ? ModelStateName(info->state) : "unknown",
+            " at the call's deadline; it is unloaded once its read or its requests finish"));
+      });
+  auto unload = [this, name, pending] {
+    placements_.Submit(absl::StrCat("unload/", name), [this, name] { return DoUnload(name); })
+        ->OnDone([this, name, pending](absl::Status s) {
+          if (!s.ok()) {
+            pending->Finish(s);
+            return;
+          }
+          pending->Finish(Snapshot(name));
+        });
+  };
+  // A model being read is unloaded once the read ends.
+  if (auto read = reads_.Running(absl::StrCat("read/", name)); read != nullptr) {
+    read->OnDone([unload](absl::Status) { unload(); });
+    return;
+  }
+  unload();
 }
 
 absl::StatusOr<ModelInfo> ModelRegistry::Load(const std::string& name) {
-  if (absl::Status s = EnsureKnown(name); !s.ok()) return s;
-  if (absl::Status s = SubmitPlace(name, /*urgent=*/false)->Wait(); !s.ok()) return s;
-  return Snapshot(name);
+  return AwaitCall<absl::StatusOr<ModelInfo>>(
+      [&](InfoCallback done) { LoadAsync(name, absl::InfiniteFuture(), std::move(done)); });
 }
 
 absl::StatusOr<ModelInfo> ModelRegistry::Unload(const std::string& name) {
-  if (absl::Status s = EnsureKnown(name); !s.ok()) return s;
-  auto job =
-      placements_.Submit(absl::StrCat("unload/", name), [this, name] { return DoUnload(name); });
-  if (absl::Status s = job->Wait(); !s.ok()) return s;
-  return Snapshot(name);
+  return AwaitCall<absl::StatusOr<ModelInfo>>(
+      [&](InfoCallback done) { UnloadAsync(name, absl::InfiniteFuture(), std::move(done)); });
 }
 
 void ModelRegistry::Transition(const std::string& name, ModelState to, const std::string& error) {

@@ -1,6 +1,7 @@
 #ifndef BERTSERVE_SERVER_CORE_MODEL_REGISTRY_H_
 #define BERTSERVE_SERVER_CORE_MODEL_REGISTRY_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -8,11 +9,13 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bertserve/v1/config.pb.h"
+#include "server/core/deadline_timer.h"
 #include "server/core/device.h"
 #include "server/core/device_budget.h"
 #include "server/core/model_repository.h"
@@ -98,10 +101,15 @@ struct RegistryOptions {
 };
 
 // Owns every model of a repository, its state machine, the VRAM budget of one
-// device and the host tier. Every load, swap-in, eviction and unload runs on
-// one PlacementQueue worker, one at a time; jobs a request waits on go first.
+// device and the host tier. Every swap-in, eviction, unload and move to the
+// device runs on one PlacementQueue worker, one at a time; jobs a request
+// waits on go first. Reading a model from disk into host memory (LOADING)
+// touches no device memory and may block for as long as its storage does, so
+// each read runs on a thread of its own: a stuck read holds that thread and
+// that model, never the placement worker or another model.
 // Requests for a model that is not READY trigger its placement and wait for
-// it within their deadline. Thread-safe.
+// it within their deadline, without a thread blocked per waiter (the *Async
+// calls); the blocking calls wrap them. Thread-safe.
 class ModelRegistry {
  public:
   using StateListener = std::function<void(const ModelInfo&)>;
@@ -119,13 +127,27 @@ class ModelRegistry {
   void AddStateListener(StateListener listener) ABSL_LOCKS_EXCLUDED(mu_);
   void AddPlacementListener(PlacementListener listener) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Loads and places `name`; returns when it is READY or the placement failed.
-  // InvalidArgument (illegal name), NotFound, FailedPrecondition (broken model,
-  // naming the file), ResourceExhausted (cannot fit: names needed and
-  // available bytes).
-  absl::StatusOr<ModelInfo> Load(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  using InfoCallback = std::function<void(absl::StatusOr<ModelInfo>)>;
+  using HandleCallback = std::function<void(absl::StatusOr<ModelHandle>)>;
 
-  // Releases the model's device and host memory once no request holds it.
+  // Loads and places `name`; `done` runs once it is READY or the placement
+  // failed: InvalidArgument (illegal name), NotFound, FailedPrecondition
+  // (broken model, naming the file), ResourceExhausted (cannot fit: names
+  // needed and available bytes). At `deadline` it runs with DeadlineExceeded
+  // instead, and the load goes on: other callers may share it, a read stuck
+  // in the kernel cannot be interrupted anyway, and a model that arrives late
+  // serves the next request. `done` runs on whichever thread settles the call
+  // (the placement worker, a read thread, the timer, or this one) and must
+  // not block.
+  void LoadAsync(const std::string& name, absl::Time deadline, InfoCallback done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Releases the model's device and host memory once no request holds it; a
+  // model being read from disk is unloaded once the read ends. Deadlines as
+  // LoadAsync (the unload still happens).
+  void UnloadAsync(const std::string& name, absl::Time deadline, InfoCallback done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocking forms of the two, without a deadline.
+  absl::StatusOr<ModelInfo> Load(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<ModelInfo> Unload(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
   // A handle to the READY model, placing it first (urgently) if it is not.
@@ -134,6 +156,9 @@ class ModelRegistry {
   // for a FAILED model, with the reason.
   absl::StatusOr<ModelHandle> Acquire(const std::string& name,
                                       absl::Time deadline = absl::InfiniteFuture())
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Acquire without blocking: `done` runs once, as for LoadAsync.
+  void AcquireAsync(const std::string& name, absl::Time deadline, HandleCallback done)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Acquire without waiting: Unavailable when the model is not READY now
   // (nothing is started then); the other errors as Acquire.
@@ -151,6 +176,21 @@ class ModelRegistry {
   bool Contains(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   MemorySnapshot Memory() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // For the end of a drain: no new read or placement starts (they fail
+  // Unavailable), queued placements are cancelled, and the running one is
+  // finished; once this returns, no placement work runs (reads in progress
+  // may still finish: see WaitForReads), so listeners are not called from
+  // it any more.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Models being read from disk now.
+  size_t ReadsInProgress() const { return reads_.running(); }
+  // True once no read is in progress; false if one still is at `deadline`
+  // (stuck on its storage, say). The destructor waits for reads, so a process
+  // that must exit regardless checks this and then exits without destroying
+  // the registry.
+  bool WaitForReads(absl::Time deadline) const { return reads_.WaitIdle(deadline); }
+
  private:
   struct Entry {
     ModelInfo info;
@@ -160,6 +200,10 @@ class ModelRegistry {
     // Device free bytes when warm-up last had to lower the token limit; a
     // later placement measures again only if more is free now. -1: never.
     int64_t free_when_lowered = -1;
+    // Set by a read from disk; the next placement is then a load (not a
+    // swap-in), and its reported time includes the read's.
+    bool fresh_from_disk = false;
+    double read_seconds = 0;
   };
 
   ModelRegistry(ModelRepository repository, ModelLoader* loader, RegistryOptions options);
@@ -169,10 +213,23 @@ class ModelRegistry {
   absl::StatusOr<ModelInfo> Snapshot(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   void Release(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   std::shared_ptr<const PlacementQueue::Job> SubmitPlace(const std::string& name, bool urgent);
+  // Reads the model from disk if it is not in host memory, then places it;
+  // `done` gets the outcome. A model dropped from the host tier between the
+  // two is read again, up to `attempts` times.
+  void PlaceAsync(const std::string& name, bool urgent, int attempts,
+                  std::function<void(absl::Status)> done) ABSL_LOCKS_EXCLUDED(mu_);
+  class PendingHandle;  // an AcquireAsync call in progress (model_registry.cc)
+  void AcquireAttempt(const std::string& name, int attempt,
+                      std::shared_ptr<PendingHandle> pending) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Placement work (model_placement.cc); run only on the placement worker.
   absl::Status DoPlace(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status DoLoadToHost(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads take turns, so host memory holds one model being read at a time,
+  // as when reads ran on the placement worker; a read running longer than
+  // kReadStall (slow or stuck storage) stops holding the others back.
+  void TakeReadSlot(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  void GiveBackReadSlot(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status MakeRoom(const std::string& name, int64_t weights, int64_t reserve)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Evict(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
@@ -197,11 +254,21 @@ class ModelRegistry {
   // Node map: an Entry stays put while DoUnload waits on it with mu_ released.
   absl::node_hash_map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
   DeviceBudget budget_ ABSL_GUARDED_BY(mu_);
+  // Reads from disk holding a read slot, by model, with when they started;
+  // bumped `read_releases_` wakes the ones waiting for a slot.
+  absl::flat_hash_map<std::string, absl::Time> reads_started_ ABSL_GUARDED_BY(mu_);
+  int64_t read_releases_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<StateListener> state_listeners_ ABSL_GUARDED_BY(mu_);
   std::vector<PlacementListener> placement_listeners_ ABSL_GUARDED_BY(mu_);
 
-  // Declared last: destroyed first, so no placement runs on a dying registry.
+  // Destroyed in reverse order: reads first (their callbacks may submit
+  // placements and cancel timers), then placements (whose cancelled jobs'
+  // callbacks may cancel timers), then the timer. Last declared, so nothing
+  // runs on a dying registry.
+  std::atomic<bool> shutting_down_{false};
+  DeadlineTimer timer_;
   PlacementQueue placements_;
+  BlockingJobs reads_;
 };
 
 }  // namespace bertserve::core

@@ -7,12 +7,14 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 
 namespace bertserve::core {
 
@@ -35,16 +37,28 @@ class PlacementQueue {
     // itself still runs.
     absl::Status WaitUntil(absl::Time deadline) const;
     bool done() const { return done_.HasBeenNotified(); }
+    // Runs `callback` with the job's status once it has run: on the thread
+    // that finishes it, or at once on this thread if it already has. The
+    // callback must not block (it may run on the placement worker).
+    void OnDone(std::function<void(absl::Status)> callback) const ABSL_LOCKS_EXCLUDED(mu_);
 
    private:
     friend class PlacementQueue;
-    void Finish(absl::Status status);
+    friend class BlockingJobs;
+    void Finish(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
     absl::Status status_;  // written once before done_ is notified
     absl::Notification done_;
+    mutable absl::Mutex mu_;
+    mutable std::vector<std::function<void(absl::Status)>> callbacks_ ABSL_GUARDED_BY(mu_);
+    bool finished_ ABSL_GUARDED_BY(mu_) = false;
   };
 
   PlacementQueue();
-  ~PlacementQueue();
+  ~PlacementQueue();  // Stop()
+  // Finishes the running job, cancels the queued ones (their waiters and
+  // callbacks get Cancelled) and joins the worker; later jobs are cancelled
+  // at once. Idempotent.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
   PlacementQueue(const PlacementQueue&) = delete;
   PlacementQueue& operator=(const PlacementQueue&) = delete;
 
@@ -75,6 +89,41 @@ class PlacementQueue {
   absl::flat_hash_map<std::string, std::shared_ptr<Job>> active_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread worker_;
+};
+
+// Jobs that may block for an unbounded time in I/O (reading a model from a
+// stalled network volume, say): each runs on a thread of its own (an idle one
+// is reused, else a new one starts), so a stuck one holds only that thread
+// and never delays the others or the placement worker. Like PlacementQueue, a job submitted under a key that is running
+// shares that job. A thread stuck in a read cannot be interrupted: the
+// destructor waits for every job, so a process that must exit regardless
+// checks WaitIdle first and, if it times out, exits without destroying this.
+// Thread-safe.
+class BlockingJobs {
+ public:
+  BlockingJobs();
+  ~BlockingJobs();  // waits for every running job
+  BlockingJobs(const BlockingJobs&) = delete;
+  BlockingJobs& operator=(const BlockingJobs&) = delete;
+
+  // Starts `work` under `key` on a new thread, or joins the running job with
+  // that key.
+  std::shared_ptr<const PlacementQueue::Job> Submit(const std::string& key,
+                                                    std::function<absl::Status()> work);
+  // The running job with `key`, or null.
+  std::shared_ptr<const PlacementQueue::Job> Running(const std::string& key) const;
+  // Jobs whose work has not finished.
+  size_t running() const;
+  // True once no job runs (callbacks included); false if one still does at
+  // `deadline`.
+  bool WaitIdle(absl::Time deadline) const;
+
+  struct State;  // shared with the job threads (placement_queue.cc)
+
+ private:
+  struct Task;  // placement_queue.cc
+  static void WorkerLoop(std::shared_ptr<State> state, Task task);
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace bertserve::core

@@ -17,9 +17,9 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
   return RunUnaryAsync<v1::ClassifyRequest, v1::ClassifyResponse>(
       context, request, response, pool_, "Classify", observer_,
       [this](const v1::ClassifyRequest& r) { return ModelLabel(r.model()); },
-      [this, context](const v1::ClassifyRequest& r, absl::Time received,
-                      std::function<void(absl::StatusOr<v1::ClassifyResponse>)> respond) {
-        classifier_->ClassifyAsync(r, received, DeadlineOf(context), std::move(respond));
+      [this](const v1::ClassifyRequest& r, absl::Time received, absl::Time deadline,
+             std::function<void(absl::StatusOr<v1::ClassifyResponse>)> respond) {
+        classifier_->ClassifyAsync(r, received, deadline, std::move(respond));
       },
       [](const v1::ClassifyRequest& r) { return r.request_id(); });
 }
@@ -27,11 +27,12 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
                                                      const grpc::ByteBuffer* request,
                                                      grpc::ByteBuffer* response) {
-  return RunUnary<v1::TokenizeRequest, v1::TokenizeResponse>(
+  return RunUnaryAsync<v1::TokenizeRequest, v1::TokenizeResponse>(
       context, request, response, pool_, "Tokenize", observer_,
       [this](const v1::TokenizeRequest& r) { return ModelLabel(r.model()); },
-      [this, context](const v1::TokenizeRequest& r, absl::Time) {
-        return classifier_->Tokenize(r, DeadlineOf(context));
+      [this](const v1::TokenizeRequest& r, absl::Time, absl::Time deadline,
+             std::function<void(absl::StatusOr<v1::TokenizeResponse>)> respond) {
+        classifier_->TokenizeAsync(r, deadline, std::move(respond));
       });
 }
 
@@ -84,6 +85,15 @@ class InferenceService::StreamReactor final
     MaybeFinish();
   }
 
+  // The client cancelled, the stream's deadline passed, or the server is
+  // shutting down: no more reads or writes will succeed, so finish now
+  // rather than wait for answers nobody can receive.
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    failed_ = true;
+    MaybeFinish();
+  }
+
   void OnDone() override {
     bool destroy;
     {
@@ -104,6 +114,12 @@ class InferenceService::StreamReactor final
     if (!status.ok()) return Complete(seq, "", "", status, received);
     std::string model = service_->ModelLabel(request.model());
     std::string request_id = request.request_id();
+    // Draining: messages already taken are answered; new ones are refused.
+    if (service_->draining_.load()) {
+      return Complete(seq, model, request_id,
+                      absl::UnavailableError("the server is draining; send to another replica"),
+                      received);
+    }
     service_->classifier_->ClassifyAsync(
         request, received, deadline_,
         [this, seq, model, request_id, received](absl::StatusOr<v1::ClassifyResponse> response) {

@@ -1,6 +1,8 @@
 #ifndef BERTSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
 #define BERTSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
 
+#include <atomic>
+
 #include "bertserve/v1/inference.grpc.pb.h"
 #include "server/core/classifier.h"
 #include "server/core/model_registry.h"
@@ -34,6 +36,10 @@ class InferenceService final
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ClassifyStream(
       grpc::CallbackServerContext* context) override;
 
+  // From now on, new messages on open streams are answered UNAVAILABLE
+  // (new calls are refused by the gRPC server's own shutdown).
+  void StartDraining() { draining_.store(true); }
+
  private:
   class StreamReactor;
 
@@ -43,6 +49,7 @@ class InferenceService final
   core::ModelRegistry* const registry_;
   core::WorkerPool* const pool_;
   const CallObserver* const observer_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace bertserve::grpcsvc

@@ -64,6 +64,15 @@ std::function<std::string(const std::string&)> LabelIfKnown(core::ModelRegistry*
   };
 }
 
+// The registry's answer as the API's.
+core::ModelRegistry::InfoCallback ToStatusAnswer(
+    std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
+  return [respond = std::move(respond)](absl::StatusOr<core::ModelInfo> info) {
+    if (!info.ok()) return respond(info.status());
+    respond(ToModelStatus(*info));
+  };
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* context,
@@ -98,13 +107,14 @@ grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* conte
                                               const grpc::ByteBuffer* request,
                                               grpc::ByteBuffer* response) {
   auto label = LabelIfKnown(registry_);
-  return RunUnary<v1::LoadModelRequest, v1::ModelStatus>(
+  // Neither call holds a thread while its placement runs: the registry calls
+  // back when it is done, or at the call's deadline.
+  return RunUnaryAsync<v1::LoadModelRequest, v1::ModelStatus>(
       context, request, response, pool_, "Models.Load", observer_,
       [label](const v1::LoadModelRequest& r) { return label(r.name()); },
-      [this](const v1::LoadModelRequest& r, absl::Time) -> absl::StatusOr<v1::ModelStatus> {
-        absl::StatusOr<core::ModelInfo> info = registry_->Load(r.name());
-        if (!info.ok()) return info.status();
-        return ToModelStatus(*info);
+      [this](const v1::LoadModelRequest& r, absl::Time, absl::Time deadline,
+             std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
+        registry_->LoadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond)));
       });
 }
 
@@ -112,13 +122,12 @@ grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* con
                                                 const grpc::ByteBuffer* request,
                                                 grpc::ByteBuffer* response) {
   auto label = LabelIfKnown(registry_);
-  return RunUnary<v1::UnloadModelRequest, v1::ModelStatus>(
+  return RunUnaryAsync<v1::UnloadModelRequest, v1::ModelStatus>(
       context, request, response, pool_, "Models.Unload", observer_,
       [label](const v1::UnloadModelRequest& r) { return label(r.name()); },
-      [this](const v1::UnloadModelRequest& r, absl::Time) -> absl::StatusOr<v1::ModelStatus> {
-        absl::StatusOr<core::ModelInfo> info = registry_->Unload(r.name());
-        if (!info.ok()) return info.status();
-        return ToModelStatus(*info);
+      [this](const v1::UnloadModelRequest& r, absl::Time, absl::Time deadline,
+             std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
+        registry_->UnloadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond)));
       });
 }
 

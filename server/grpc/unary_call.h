@@ -9,7 +9,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/core/worker_pool.h"
 #include "server/grpc/status_util.h"
@@ -33,47 +35,137 @@ inline absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
   return absl::FromChrono(deadline);
 }
 
+// The server side of one unary call. It finishes exactly once, with whatever
+// comes first: the handler's answer, or the call's cancellation (the client
+// cancelled, its deadline passed, or the server is shutting down), so that a
+// call whose work is stuck (a model read hanging on its storage, say) never
+// holds the call, its client or the server's shutdown. An answer that comes
+// after cancellation is dropped. Deletes itself when gRPC is done with it.
+class UnaryCall;
+
+// What a UnaryCall shares with the work answering it.
+struct UnaryCallState {
+  absl::Mutex mu;
+  bool finished ABSL_GUARDED_BY(mu) = false;
+  UnaryCall* call = nullptr;  // set once at construction
+};
+
+class UnaryCall final : public grpc::ServerUnaryReactor {
+ public:
+  // `observe` is told the final status and the seconds since `received`.
+  UnaryCall(absl::Time deadline, std::function<void(const grpc::Status&)> observe)
+      : state_(std::make_shared<State>()), deadline_(deadline), observe_(std::move(observe)) {
+    state_->call = this;
+  }
+
+  // Finishes with `answer()` (which may write the response) unless the call
+  // already finished; true if it finished now. Safe from any thread, before
+  // or after the call is gone: it holds only the shared state.
+  class Finisher {
+   public:
+    bool operator()(const std::function<grpc::Status()>& answer) const {
+      UnaryCall* call;
+      {
+        absl::MutexLock lock(&state_->mu);
+        if (state_->finished) return false;
+        state_->finished = true;
+        call = state_->call;
+      }
+      // The call lives until Finish has been called and OnDone has run, and
+      // only the one that set `finished` gets here.
+      const grpc::Status status = answer();
+      if (call->observe_) call->observe_(status);
+      call->Finish(status);
+      return true;
+    }
+    bool finished() const {
+      absl::MutexLock lock(&state_->mu);
+      return state_->finished;
+    }
+
+   private:
+    friend class UnaryCall;
+    explicit Finisher(std::shared_ptr<UnaryCallState> state) : state_(std::move(state)) {}
+    std::shared_ptr<UnaryCallState> state_;
+  };
+
+  Finisher finisher() const { return Finisher(state_); }
+
+  void OnCancel() override {
+    // gRPC's timer and ours may disagree by a little about when the deadline
+    // is; a cancellation that close to it is the deadline's.
+    const bool late = absl::Now() >= deadline_ - absl::Milliseconds(100);
+    finisher()([late] {
+      return late ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                 "the deadline passed before the answer was ready")
+                  : grpc::Status(grpc::StatusCode::CANCELLED,
+                                 "the call was cancelled (by the client, or a server shutdown)");
+    });
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  using State = UnaryCallState;
+  std::shared_ptr<State> state_;
+  const absl::Time deadline_;
+  const std::function<void(const grpc::Status&)> observe_;
+};
+
 // Runs a raw-bytes unary RPC on `pool`: parse the request (UTF-8 errors are
 // INVALID_ARGUMENT naming the field), refuse it if its deadline has passed,
-// call `handler`, which must call its `respond` argument exactly once, from
-// any thread; then serialize, finish, and tell `observer`. `model_label`
-// picks the metrics label from the parsed request, `request_id` (optional)
-// the client's request id.
+// call `handler` with the request, when it arrived, its deadline and a
+// `respond` function it must call once, from any thread (or never, if the
+// call is cancelled first); then serialize, finish, and tell `observer`.
+// `model_label` picks the metrics label from the parsed request,
+// `request_id` (optional) the client's request id.
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* RunUnaryAsync(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes, core::WorkerPool* pool, absl::string_view method,
     const CallObserver* observer, std::function<std::string(const Request&)> model_label,
-    std::function<void(const Request&, absl::Time received,
+    std::function<void(const Request&, absl::Time received, absl::Time deadline,
                        std::function<void(absl::StatusOr<Response>)> respond)>
         handler,
     std::function<std::string(const Request&)> request_id = nullptr) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time received = absl::Now();
-  pool->Submit([=, method = std::string(method)] {
-    auto request = std::make_shared<Request>();
-    auto finish = [=](const std::string& model, absl::Status status) {
-      grpc::Status result = ToGrpcStatus(status);
-      if (observer != nullptr && *observer) {
-        (*observer)(model, method, result, absl::ToDoubleSeconds(absl::Now() - received),
-                    request_id ? request_id(*request) : std::string());
-      }
-      reactor->Finish(result);
-    };
-    absl::Status status = ParseRequest(*request_bytes, request.get());
-    if (!status.ok()) return finish("", status);
-    const std::string model = model_label(*request);
-    if (context->deadline() < std::chrono::system_clock::now()) {
-      return finish(model, absl::DeadlineExceededError(
-                               "deadline passed before the request was started"));
+  const absl::Time deadline = DeadlineOf(context);
+  auto request = std::make_shared<Request>();
+  // What the observer is told: set once the request is parsed.
+  auto labels = std::make_shared<std::pair<std::string, std::string>>();
+  auto* call = new UnaryCall(deadline, [=, method = std::string(method)](
+                                           const grpc::Status& status) {
+    if (observer != nullptr && *observer) {
+      (*observer)(labels->first, method, status, absl::ToDoubleSeconds(absl::Now() - received),
+                  labels->second);
     }
-    if (context->IsCancelled()) return finish(model, absl::CancelledError("client cancelled"));
-    handler(*request, received, [=](absl::StatusOr<Response> response) {
-      finish(model, response.ok() ? SerializeResponse(*response, response_bytes)
-                                  : response.status());
+  });
+  UnaryCall::Finisher finish = call->finisher();
+  // The request's bytes belong to the call, which may be gone (cancelled)
+  // before the pool runs this: work on a copy (it shares the slices).
+  auto bytes = std::make_shared<grpc::ByteBuffer>(*request_bytes);
+  pool->Submit([=] {
+    if (finish.finished()) return;  // cancelled while queued
+    auto fail = [&](absl::Status status) { finish([&] { return ToGrpcStatus(status); }); };
+    // gRPC runs the method with no request when the client cancels before
+    // sending it.
+    if (!bytes->Valid()) return fail(absl::CancelledError("cancelled before the request arrived"));
+    if (absl::Status status = ParseRequest(*bytes, request.get()); !status.ok()) {
+      return fail(status);
+    }
+    // Written before any finish can read it: the finisher runs only after this.
+    labels->first = model_label(*request);
+    if (request_id) labels->second = request_id(*request);
+    if (absl::Now() >= deadline) {
+      return fail(absl::DeadlineExceededError("deadline passed before the request was started"));
+    }
+    handler(*request, received, deadline, [=](absl::StatusOr<Response> response) {
+      finish([&] {
+        return ToGrpcStatus(response.ok() ? SerializeResponse(*response, response_bytes)
+                                          : response.status());
+      });
     });
   });
-  return reactor;
+  return call;
 }
 
 // RunUnaryAsync for handlers that answer on the pool thread they run on.
@@ -85,7 +177,7 @@ grpc::ServerUnaryReactor* RunUnary(
     std::function<absl::StatusOr<Response>(const Request&, absl::Time received)> handler) {
   return RunUnaryAsync<Request, Response>(
       context, request_bytes, response_bytes, pool, method, observer, std::move(model_label),
-      [handler = std::move(handler)](const Request& request, absl::Time received,
+      [handler = std::move(handler)](const Request& request, absl::Time received, absl::Time,
                                      std::function<void(absl::StatusOr<Response>)> respond) {
         respond(handler(request, received));
       });

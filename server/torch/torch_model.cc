@@ -9,6 +9,7 @@
 #include <torch/script.h>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/torch/torch_errors.h"
@@ -289,6 +290,31 @@ absl::StatusOr<std::vector<ForwardInput>> BindForwardInputs(
   return bound;
 }
 
+namespace {
+
+// A config whose max_sequence_length the model cannot take would fail at the
+// first long input with a raw shape error from inside the model; find it at
+// load instead, from the model's position-embedding table (BERT, DistilBERT,
+// RoBERTa and their kin all name it *position_embeddings.weight). Models
+// without such a table (relative or rotary positions) are not checked.
+absl::Status CheckSequenceLength(const torch::jit::Module& module,
+                                 const core::ModelSource& source, const std::string& path) {
+  const int64_t wanted = source.config.max_sequence_length();
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
+    if (!absl::EndsWith(p.name, "position_embeddings.weight") || p.value.dim() != 2) continue;
+    const int64_t positions = p.value.size(0);
+    if (wanted > positions) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, ": max_sequence_length is ", wanted, " but the model's ", p.name, " has ",
+          positions, " positions; set max_sequence_length to at most ", positions,
+          " in config.pbtxt"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<core::Model>> TorchModelLoader::Load(
     const core::ModelSource& source) {
   const std::string& path = source.model_path;
@@ -331,6 +357,12 @@ absl::StatusOr<std::unique_ptr<core::Model>> TorchModelLoader::Load(
   }
   absl::StatusOr<std::vector<ForwardInput>> inputs = BindForwardInputs(names, has_default, path);
   if (!inputs.ok()) return inputs.status();
+  try {
+    if (absl::Status s = CheckSequenceLength(module, source, path); !s.ok()) return s;
+  } catch (const std::exception& e) {
+    return StatusFromException(e, absl::StrCat(path, ": cannot read its parameters"),
+                               absl::StatusCode::kInvalidArgument);
+  }
 
   auto model = std::make_unique<TorchModel>(std::move(module), *std::move(inputs), device, path);
   if (absl::Status s = model->Init(); !s.ok()) return s;

@@ -4,7 +4,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "server/core/deadline_timer.h"
 #include "gtest/gtest.h"
 
 namespace bertserve::core {
@@ -139,6 +141,140 @@ TEST(PlacementQueueOrder, UrgentJobsGoFirstAndJoiningPromotes) {
   release.Notify();
   for (auto& job : {blocker, background1, background2, urgent}) EXPECT_TRUE(job->Wait().ok());
   EXPECT_EQ(order, (std::vector<std::string>{"u1", "b2", "b1"}));
+}
+
+}  // namespace
+}  // namespace bertserve::core
+
+namespace bertserve::core {
+namespace {
+
+TEST(PlacementQueueJob, OnDoneRunsOnceFinishedOrAtOnce) {
+  PlacementQueue queue;
+  absl::Notification release;
+  auto job = queue.Submit("k", [&] {
+    release.WaitForNotification();
+    return absl::AbortedError("x");
+  });
+  absl::Notification called;
+  absl::Status seen;
+  job->OnDone([&](absl::Status s) {
+    seen = s;
+    called.Notify();
+  });
+  EXPECT_FALSE(called.HasBeenNotified());  // the job cannot have finished
+  release.Notify();
+  called.WaitForNotification();
+  EXPECT_TRUE(absl::IsAborted(seen));
+  // Already finished: the callback runs on this thread, before OnDone returns.
+  bool inline_call = false;
+  job->OnDone([&](absl::Status s) { inline_call = absl::IsAborted(s); });
+  EXPECT_TRUE(inline_call);
+}
+
+TEST(PlacementQueueJob, StopCancelsQueuedJobsAndLaterOnes) {
+  PlacementQueue queue;
+  absl::Notification running, release;
+  auto first = queue.Submit("a", [&] {
+    running.Notify();
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  running.WaitForNotification();
+  auto queued = queue.Submit("b", [] { return absl::OkStatus(); });
+  std::thread stopper([&] { queue.Stop(); });
+  // Stop cancels the queued job before it waits for the running one, which
+  // cannot finish before `release`.
+  EXPECT_TRUE(absl::IsCancelled(queued->Wait()));
+  EXPECT_FALSE(first->done());
+  release.Notify();
+  stopper.join();
+  EXPECT_TRUE(first->Wait().ok());
+  EXPECT_TRUE(absl::IsCancelled(queue.Submit("c", [] { return absl::OkStatus(); })->Wait()));
+}
+
+TEST(BlockingJobsTest, AStuckJobDelaysNoOther) {
+  BlockingJobs jobs;
+  absl::Notification stuck_started, release;
+  auto stuck = jobs.Submit("stuck", [&] {
+    stuck_started.Notify();
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  stuck_started.WaitForNotification();
+  // Another key runs to completion while the first is stuck.
+  EXPECT_TRUE(jobs.Submit("other", [] { return absl::OkStatus(); })->Wait().ok());
+  // The same key joins the running job instead of starting a second one.
+  std::atomic<int> runs{0};
+  auto joined = jobs.Submit("stuck", [&] {
+    ++runs;
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(joined.get(), stuck.get());
+  EXPECT_EQ(jobs.Running("stuck").get(), stuck.get());
+  EXPECT_EQ(jobs.running(), 1u);
+  EXPECT_FALSE(jobs.WaitIdle(absl::Now() + absl::Milliseconds(10)));
+  release.Notify();
+  EXPECT_TRUE(jobs.WaitIdle(absl::InfiniteFuture()));
+  EXPECT_EQ(runs.load(), 0);
+  EXPECT_EQ(jobs.Running("stuck"), nullptr);
+}
+
+TEST(BlockingJobsTest, CallbacksMaySubmitTheSameKeyAgain) {
+  BlockingJobs jobs;
+  absl::Notification second_ran;
+  jobs.Submit("k", [] { return absl::OkStatus(); })->OnDone([&](absl::Status) {
+    jobs.Submit("k", [&] {
+      second_ran.Notify();
+      return absl::OkStatus();
+    });
+  });
+  second_ran.WaitForNotification();
+  EXPECT_TRUE(jobs.WaitIdle(absl::InfiniteFuture()));
+}
+
+TEST(DeadlineTimerTest, RunsInDeadlineOrderAndForgetsCancelled) {
+  DeadlineTimer timer;
+  absl::Mutex mu;
+  std::vector<int> order;
+  auto record = [&](int i) {
+    absl::MutexLock lock(&mu);
+    order.push_back(i);
+  };
+  // Hold the timer thread so that everything below is scheduled before any
+  // of it runs: the order is then the deadlines', not the calls'.
+  absl::Notification holding, release, last;
+  timer.Schedule(absl::Now(), [&] {
+    holding.Notify();
+    release.WaitForNotification();
+  });
+  holding.WaitForNotification();
+  const absl::Time base = absl::Now() - absl::Seconds(10);  // all due already
+  timer.Schedule(base + absl::Seconds(3), [&] {
+    record(3);
+    last.Notify();
+  });
+  const DeadlineTimer::Id cancelled = timer.Schedule(base + absl::Seconds(2), [&] { record(99); });
+  timer.Schedule(base + absl::Seconds(1), [&] { record(1); });
+  timer.Schedule(base + absl::Seconds(2), [&] { record(2); });
+  timer.Cancel(cancelled);
+  timer.Cancel(cancelled);  // twice: a no-op
+  EXPECT_EQ(timer.Schedule(absl::InfiniteFuture(), [] {}), 0u);
+  release.Notify();
+  last.WaitForNotification();
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(timer.pending(), 0u);
+}
+
+TEST(DeadlineTimerTest, DestructionDropsWhatIsPending) {
+  bool ran = false;
+  {
+    DeadlineTimer timer;
+    timer.Schedule(absl::Now() + absl::Hours(1), [&] { ran = true; });
+    EXPECT_EQ(timer.pending(), 1u);
+  }
+  EXPECT_FALSE(ran);
 }
 
 }  // namespace
