@@ -828,6 +828,13 @@ class SoakTest(harness.ServerTestCase):
             "batch splits": splits,
         }
         failures += [f"no {what}" for what, n in happened.items() if n == 0]
+        # Whatever else went wrong, the server is alive and stops cleanly.
+        if self.server.health_check("") != harness.SERVING:
+            failures.append("liveness is not SERVING")
+        try:
+            self.server.stop()
+        except harness.ServerError as e:
+            failures.append(str(e).splitlines()[0])
         if failures != [failures[0], "none"]:
             # The server logs each failed request once, with its id.
             ids = set(re.findall(r"\b(c\d+-\d+(?:-meanwhile|-\d+)?) ", "\n".join(ledger.problems)))
@@ -837,8 +844,6 @@ class SoakTest(harness.ServerTestCase):
                       if any(f"request_id={i})" in line for i in ids)
                       or any(f"code={c}" in line for c in odd)]
             self.fail("\n".join(failures + ["the server's log of those requests:"] + logged[:40]))
-        self.assertEqual(self.server.health_check(""), harness.SERVING)
-        self.server.stop()
 
 
 if __name__ == "__main__":
