@@ -523,6 +523,8 @@ absl::Status ModelRegistry::DoUnload(const std::string& name) {
       case ModelState::kHost:
       case ModelState::kFailed:
         break;
+      case ModelState::kLoading:  // a read started after UnloadAsync looked
+        return absl::AbortedError(absl::StrCat("model \"", name, "\" is being read from disk"));
       default:  // transient states exist only inside placement jobs
         return absl::UnavailableError(absl::StrCat("model \"", name, "\" is ",
                                                    ModelStateName(entry.info.state)));

@@ -205,6 +205,10 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
 
 // A call in progress that answers once: with its outcome, or with
 // DeadlineExceeded at its deadline, whichever comes first.
+// How many times a placement is tried again when its model left host memory
+// before the worker got to it (or an unload found it being read).
+constexpr int kPlaceAttempts = 8;
+
 template <typename T>
 class Pending {
  public:
@@ -287,7 +291,7 @@ void ModelRegistry::AcquireAttempt(const std::string& name, int attempt,
         absl::StrCat("model \"", name, "\" was evicted repeatedly while a request waited")));
     return;
   }
-  PlaceAsync(name, /*urgent=*/true, /*attempts=*/3,
+  PlaceAsync(name, /*urgent=*/true, /*attempts=*/kPlaceAttempts,
              [this, name, attempt, pending](absl::Status placed) {
                if (!placed.ok()) {
                  pending->Finish(placed);
@@ -311,8 +315,13 @@ void ModelRegistry::PlaceAsync(const std::string& name, bool urgent, int attempt
   auto place = [this, name, urgent, attempts, done] {
     SubmitPlace(name, urgent)->OnDone([this, name, urgent, attempts, done](absl::Status s) {
       // Aborted: no longer in host memory (the host budget dropped it, or an
-      // unload ran) by the time the worker got to it. Read it again.
-      if (absl::IsAborted(s) && attempts > 1) return PlaceAsync(name, urgent, attempts - 1, done);
+      // unload ran) by the time the worker got to it. Read it again; if that
+      // keeps happening, it is churn, reported like eviction thrash.
+      if (absl::IsAborted(s)) {
+        if (attempts > 1) return PlaceAsync(name, urgent, attempts - 1, done);
+        return done(absl::UnavailableError(absl::StrCat(
+            "model \"", name, "\" was unloaded again and again while it was being placed")));
+      }
       done(s);
     });
   };
@@ -339,7 +348,8 @@ void ModelRegistry::LoadAsync(const std::string& name, absl::Time deadline, Info
             "model \"", name, "\" is still ", info.ok() ? ModelStateName(info->state) : "unknown",
             " at the call's deadline; the load goes on (Models.Get shows its state)"));
       });
-  PlaceAsync(name, /*urgent=*/false, /*attempts=*/3, [this, name, pending](absl::Status s) {
+  PlaceAsync(name, /*urgent=*/false, /*attempts=*/kPlaceAttempts,
+             [this, name, pending](absl::Status s) {
     if (!s.ok()) {
       pending->Finish(s);
       return;
@@ -359,11 +369,20 @@ void ModelRegistry::UnloadAsync(const std::string& name, absl::Time deadline,
             "model \"", name, "\" is still ", info.ok() ? ModelStateName(info->state) : "unknown",
             " at the call's deadline; it is unloaded once its read or its requests finish"));
       });
-  auto unload = [this, name, pending] {
+  UnloadAttempt(name, kPlaceAttempts, std::move(pending));
+}
+
+void ModelRegistry::UnloadAttempt(
+    const std::string& name, int attempts,
+    std::shared_ptr<Pending<absl::StatusOr<ModelInfo>>> pending) {
+  if (pending->done()) return;
+  auto unload = [this, name, attempts, pending] {
     placements_.Submit(absl::StrCat("unload/", name), [this, name] { return DoUnload(name); })
-        ->OnDone([this, name, pending](absl::Status s) {
+        ->OnDone([this, name, attempts, pending](absl::Status s) {
+          // Aborted: a read of it started meanwhile; unload once that ends.
+          if (absl::IsAborted(s) && attempts > 1) return UnloadAttempt(name, attempts - 1, pending);
           if (!s.ok()) {
-            pending->Finish(s);
+            pending->Finish(absl::IsAborted(s) ? absl::UnavailableError(s.message()) : s);
             return;
           }
           pending->Finish(Snapshot(name));

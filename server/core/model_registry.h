@@ -26,6 +26,9 @@
 
 namespace bertserve::core {
 
+template <typename T>
+class Pending;  // a call in progress with a deadline (model_registry.cc)
+
 // Everything a request needs from a placed model. Immutable once published.
 struct LoadedModel {
   std::string name;
@@ -219,6 +222,9 @@ class ModelRegistry {
   void PlaceAsync(const std::string& name, bool urgent, int attempts,
                   std::function<void(absl::Status)> done) ABSL_LOCKS_EXCLUDED(mu_);
   class PendingHandle;  // an AcquireAsync call in progress (model_registry.cc)
+  void UnloadAttempt(const std::string& name, int attempts,
+                     std::shared_ptr<Pending<absl::StatusOr<ModelInfo>>> pending)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void AcquireAttempt(const std::string& name, int attempt,
                       std::shared_ptr<PendingHandle> pending) ABSL_LOCKS_EXCLUDED(mu_);
 
