@@ -338,38 +338,39 @@ void ModelRegistry::PlaceAsync(const std::string& name, bool urgent, int attempt
   place();
 }
 
-void ModelRegistry::LoadAsync(const std::string& name, absl::Time deadline, InfoCallback done) {
-  if (absl::Status s = EnsureKnown(name); !s.ok()) return done(s);
+std::shared_ptr<Pending<absl::StatusOr<ModelInfo>>> ModelRegistry::PendingInfo(
+    const std::string& name, absl::Time deadline, InfoCallback done, std::string what_next) {
   auto pending = std::make_shared<Pending<absl::StatusOr<ModelInfo>>>(&timer_, std::move(done));
   Pending<absl::StatusOr<ModelInfo>>::Arm(
-      pending, deadline, [this, name]() -> absl::StatusOr<ModelInfo> {
+      pending, deadline, [this, name, what_next]() -> absl::StatusOr<ModelInfo> {
         absl::StatusOr<ModelInfo> info = Snapshot(name);
         return absl::DeadlineExceededError(absl::StrCat(
             "model \"", name, "\" is still ", info.ok() ? ModelStateName(info->state) : "unknown",
-            " at the call's deadline; the load goes on (Models.Get shows its state)"));
+            " at the call's deadline; ", what_next));
       });
+  return pending;
+}
+
+void ModelRegistry::LoadAsync(const std::string& name, absl::Time deadline, InfoCallback done) {
+  if (absl::Status s = EnsureKnown(name); !s.ok()) return done(s);
+  auto pending = PendingInfo(name, deadline, std::move(done),
+                             "the load goes on (Models.Get shows its state)");
   PlaceAsync(name, /*urgent=*/false, /*attempts=*/kPlaceAttempts,
              [this, name, pending](absl::Status s) {
-    if (!s.ok()) {
-      pending->Finish(s);
-      return;
-    }
-    pending->Finish(Snapshot(name));
-  });
+               if (!s.ok()) {
+                 pending->Finish(s);
+                 return;
+               }
+               pending->Finish(Snapshot(name));
+             });
 }
 
 void ModelRegistry::UnloadAsync(const std::string& name, absl::Time deadline,
                                 InfoCallback done) {
   if (absl::Status s = EnsureKnown(name); !s.ok()) return done(s);
-  auto pending = std::make_shared<Pending<absl::StatusOr<ModelInfo>>>(&timer_, std::move(done));
-  Pending<absl::StatusOr<ModelInfo>>::Arm(
-      pending, deadline, [this, name]() -> absl::StatusOr<ModelInfo> {
-        absl::StatusOr<ModelInfo> info = Snapshot(name);
-        return absl::DeadlineExceededError(absl::StrCat(
-            "model \"", name, "\" is still ", info.ok() ? ModelStateName(info->state) : "unknown",
-            " at the call's deadline; it is unloaded once its read or its requests finish"));
-      });
-  UnloadAttempt(name, kPlaceAttempts, std::move(pending));
+  UnloadAttempt(name, kPlaceAttempts,
+                PendingInfo(name, deadline, std::move(done),
+                            "it is unloaded once its read or its requests finish"));
 }
 
 void ModelRegistry::UnloadAttempt(

@@ -222,6 +222,12 @@ class ModelRegistry {
   void PlaceAsync(const std::string& name, bool urgent, int attempts,
                   std::function<void(absl::Status)> done) ABSL_LOCKS_EXCLUDED(mu_);
   class PendingHandle;  // an AcquireAsync call in progress (model_registry.cc)
+  // A LoadAsync/UnloadAsync call that answers DeadlineExceeded at
+  // `deadline`, saying `what_next`.
+  std::shared_ptr<Pending<absl::StatusOr<ModelInfo>>> PendingInfo(const std::string& name,
+                                                                  absl::Time deadline,
+                                                                  InfoCallback done,
+                                                                  std::string what_next);
   void UnloadAttempt(const std::string& name, int attempts,
                      std::shared_ptr<Pending<absl::StatusOr<ModelInfo>>> pending)
       ABSL_LOCKS_EXCLUDED(mu_);
