@@ -193,7 +193,13 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
     ++entry.info.in_use;
     entry.info.last_used = absl::Now();
     std::shared_ptr<LoadedModel> loaded = entry.loaded;
-    return ModelHandle(loaded.get(), [this, name, loaded](const LoadedModel*) { Release(name); });
+    // The handle's reference goes before the hold: an Unload waiting for
+    // in_use == 0 then drops the last one, so the model's memory is freed
+    // before the Unload returns, not later on this handle's thread.
+    return ModelHandle(loaded.get(), [this, name, loaded](const LoadedModel*) mutable {
+      loaded.reset();
+      Release(name);
+    });
   }
   if (entry.info.state == ModelState::kFailed) {
     return absl::FailedPreconditionError(absl::StrCat("model \"", name, "\" failed to load: ",

@@ -20,15 +20,22 @@ HttpRequestHead ParseRequestHead(absl::string_view received) {
   // Clients may end lines with a bare LF (RFC 9112 allows a lenient reader);
   // the head ends at the first empty line either way.
   size_t end = received.find("\r\n\r\n");
+  size_t blank_line = 4;
   const size_t lf_end = received.find("\n\n");
-  if (lf_end != absl::string_view::npos) end = std::min(end, lf_end);
+  if (lf_end < end) {
+    end = lf_end;
+    blank_line = 2;
+  }
   if (end == absl::string_view::npos) {
     head.outcome = received.size() >= kMaxRequestHeadBytes
                        ? HttpRequestHead::Outcome::kTooLarge
                        : HttpRequestHead::Outcome::kIncomplete;
     return head;
   }
-  if (end >= kMaxRequestHeadBytes) {
+  // The head counts through its blank line. One that ends past the limit is
+  // too large even when it arrived whole: had its first kMaxRequestHeadBytes
+  // come alone, the endpoint would have stopped reading and answered 431.
+  if (end + blank_line > kMaxRequestHeadBytes) {
     head.outcome = HttpRequestHead::Outcome::kTooLarge;
     return head;
   }

@@ -8,8 +8,9 @@
 
 namespace bertserve::metrics {
 
-// The most bytes a request head (request line and headers) may take. Larger
-// requests are answered 431 rather than served from a truncated read.
+// The most bytes a request head (request line, headers and the blank line
+// that ends them) may take. Larger requests are answered 431 rather than
+// served from a truncated read.
 inline constexpr size_t kMaxRequestHeadBytes = 16 * 1024;
 
 // What ParseRequestHead found in the bytes a client has sent so far.

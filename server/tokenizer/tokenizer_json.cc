@@ -80,11 +80,17 @@ absl::Status ReadModel(const Json& root, const std::string& path,
   out->wordpiece.unk_token = model->value("unk_token", std::string("[UNK]"));
   out->wordpiece.continuing_subword_prefix =
       model->value("continuing_subword_prefix", std::string("##"));
-  const int64_t max_chars = model->value("max_input_chars_per_word", 100);
-  if (max_chars <= 0 || max_chars > std::numeric_limits<int>::max()) {
-    return Malformed(path, "model.max_input_chars_per_word is out of range");
+  // Read as JSON, not as int: converting a float like 1e300 to int is
+  // undefined behaviour, not an exception.
+  const Json max_chars = model->value("max_input_chars_per_word", Json(100));
+  if (!max_chars.is_number_integer() || max_chars.get<int64_t>() <= 0 ||
+      max_chars.get<int64_t>() > std::numeric_limits<int>::max()) {
+    return Malformed(path,
+                     "model.max_input_chars_per_word is not an integer in "
+                     "range");
   }
-  out->wordpiece.max_input_chars_per_word = static_cast<int>(max_chars);
+  out->wordpiece.max_input_chars_per_word =
+      static_cast<int>(max_chars.get<int64_t>());
   return absl::OkStatus();
 }
 
@@ -121,9 +127,10 @@ absl::Status ReadNormalizer(const Json& root, const std::string& path,
 bool PieceIs(const Json& piece, const char* kind, const std::string& id,
              int type_id) {
   auto it = piece.find(kind);
-  return it != piece.end() && it->is_object() &&
-         it->value("id", std::string()) == id &&
-         it->value("type_id", -1) == type_id;
+  if (it == piece.end() || !it->is_object()) return false;
+  auto type = it->find("type_id");
+  return it->value("id", std::string()) == id && type != it->end() &&
+         type->is_number_integer() && type->get<int64_t>() == type_id;
 }
 
 absl::Status ReadTemplate(const Json& post, const std::string& path,

@@ -37,6 +37,11 @@ absl::StatusOr<Vocab> Vocab::FromTokenIds(
       return absl::InvalidArgumentError(
           absl::StrFormat("token \"%s\" has negative id %d", token, id));
     }
+    if (id >= kTokenIdLimit) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("token \"%s\" has id %d; ids must be below %d",
+                          token, id, kTokenIdLimit));
+    }
     max_id = std::max(max_id, id);
   }
   Vocab vocab;

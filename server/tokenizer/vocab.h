@@ -13,6 +13,12 @@
 
 namespace bertserve::tokenizer {
 
+// FromTokenIds accepts ids below this: above every BERT-class
+// vocabulary (multilingual ones have a few hundred thousand tokens), and
+// small enough that a short file naming a huge id cannot make a vocabulary
+// allocate gigabytes.
+inline constexpr int32_t kTokenIdLimit = 1 << 21;
+
 // A WordPiece vocabulary: tokens and their ids. Immutable once built;
 // thread-safe to read. Copyable and movable.
 class Vocab {
@@ -24,7 +30,8 @@ class Vocab {
 
   // From (token, id) pairs, e.g. tokenizer.json's model.vocab. Ids must be
   // non-negative and distinct and tokens distinct; ids may leave gaps (a gap
-  // has the empty token).
+  // has the empty token), but must be below kTokenIdLimit, as ids are stored
+  // densely.
   static absl::StatusOr<Vocab> FromTokenIds(
       const std::vector<std::pair<std::string, int32_t>>& token_ids);
 

@@ -59,5 +59,28 @@ TEST(ParseRequestHeadTest, OverLongHeadIsTooLargeNotTruncated) {
   EXPECT_EQ(ParseRequestHead(fits).outcome, Outcome::kComplete);
 }
 
+// The endpoint parses what it has read so far and stops reading at the
+// limit, so the answer for a head must not depend on how its bytes arrived.
+// (Found by http_request_head_fuzzer: a head whose blank line ended 1-3 bytes
+// past the limit was served when it arrived whole, 431 when its first
+// kMaxRequestHeadBytes arrived alone.)
+TEST(ParseRequestHeadTest, BlankLineEndingPastTheLimitIsTooLargeHoweverItArrives) {
+  const std::string line = "GET /metrics HTTP/1.1\r\n";
+  for (const std::string blank : {"\r\n\r\n", "\n\n"}) {
+    for (size_t total = kMaxRequestHeadBytes - 1; total <= kMaxRequestHeadBytes + 3; ++total) {
+      std::string head = line + "X-Filler: ";
+      head += std::string(total - head.size() - blank.size(), 'a') + blank;
+      ASSERT_EQ(head.size(), total);
+      const Outcome whole = ParseRequestHead(head).outcome;
+      EXPECT_EQ(whole, total <= kMaxRequestHeadBytes ? Outcome::kComplete : Outcome::kTooLarge)
+          << total << " bytes";
+      const Outcome first = ParseRequestHead(head.substr(0, kMaxRequestHeadBytes)).outcome;
+      if (first != Outcome::kIncomplete) {
+        EXPECT_EQ(first, whole) << total << " bytes";
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace bertserve::metrics

@@ -234,5 +234,34 @@ TEST(TokenizerJsonTest, EmptyAddedTokensMatchNothing) {
               ElementsAre("[UNK]", "[UNK]", "[UNK]"));
 }
 
+// Numbers where ints are expected (found while writing
+// tokenizer_json_fuzzer; its corpus keeps both inputs): a float out of int's
+// range was converted to int, which is undefined behaviour, and a huge
+// vocabulary id allocated a slot for every id below it. Each is refused,
+// naming the file.
+TEST(TokenizerJsonTest, RefusesNumbersThatAreNotIdsOrCounts) {
+  Json json = BertJson();
+  json["model"]["max_input_chars_per_word"] = 1e300;
+  absl::StatusOr<std::unique_ptr<BertTokenizer>> t = Load("float.json", json);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(t.status().message()),
+              AllOf(HasSubstr("float.json"),
+                    HasSubstr("max_input_chars_per_word")));
+
+  json = BertJson();
+  json["post_processor"] = BertTemplate();
+  json["post_processor"]["single"][0]["SpecialToken"]["type_id"] = -1e300;
+  t = Load("type.json", json);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("type.json"));
+
+  json = BertJson();
+  json["model"]["vocab"]["huge"] = 2000000000;
+  t = Load("huge.json", json);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(t.status().message()),
+              AllOf(HasSubstr("huge.json"), HasSubstr("\"huge\"")));
+}
+
 }  // namespace
 }  // namespace bertserve::tokenizer

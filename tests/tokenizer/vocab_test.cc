@@ -52,6 +52,17 @@ TEST(VocabTest, FromTokenIdsAllowsGapsAndRejectsClashes) {
   EXPECT_FALSE(Vocab::FromTokens({}).ok());
 }
 
+// Ids are stored densely, so one huge id would allocate a slot for every id
+// below it: a one-line tokenizer.json vocabulary could ask for 64 GiB.
+TEST(VocabTest, FromTokenIdsRefusesIdsPastTheLimit) {
+  EXPECT_EQ(Vocab::FromTokenIds({{"a", 0}, {"b", kTokenIdLimit - 1}})->size(),
+            kTokenIdLimit);
+  absl::StatusOr<Vocab> huge =
+      Vocab::FromTokenIds({{"a", 0}, {"b", 2000000000}});
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(huge.status().message()), HasSubstr("\"b\""));
+}
+
 TEST(ReadVocabFileTest, StripsLineEndsAndTrailingWhitespace) {
   const std::string path =
       WriteFile("crlf_vocab.txt", "[PAD]\r\nhello \r\n\u00E9t\u00E9\t\nlast");
