@@ -162,7 +162,10 @@ absl::StatusOr<std::unique_ptr<core::Model>> FakeLoader::Load(const core::ModelS
     ++loads_by_name_[source.name];
     ++running_;
     max_running_ = std::max(max_running_, running_);
-    if (auto it = blocks_.find(source.name); it != blocks_.end()) block = it->second;
+    if (auto it = blocks_.find(source.name); it != blocks_.end()) {
+      block = it->second;
+      blocks_.erase(it);  // one load only: a later read of the model runs freely
+    }
     if (auto it = labels_.find(source.name); it != labels_.end()) labels = it->second;
     if (auto it = weights_.find(source.name); it != weights_.end()) weights = it->second;
     per_token = activation_per_token_;

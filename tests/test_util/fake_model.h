@@ -102,8 +102,8 @@ class FakeLoader : public core::ModelLoader {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   void FailNextLoad(const std::string& name, absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
-  // Loads of `name` notify `started` and wait for `release`; both must
-  // outlive the load.
+  // The next load of `name` notifies `started` and waits for `release`; both
+  // must outlive it. Later loads run freely.
   void BlockLoad(const std::string& name, absl::Notification* started,
                  absl::Notification* release) ABSL_LOCKS_EXCLUDED(mu_);
   void SetNumLabels(const std::string& name, int n) ABSL_LOCKS_EXCLUDED(mu_);
