@@ -257,7 +257,12 @@ TEST(ModelRegistryTest, UnloadOfAModelBeingReadRunsWhenTheReadEnds) {
   absl::Notification started, release;
   loader.BlockLoad("slow", &started, &release);
   auto registry = MakeRegistry(repo, &loader);
-  std::thread load([&] { (void)registry->Load("slow"); });
+  // Started from this thread, so the load is waiting on the read before the
+  // unload below asks for it: the load's placement then comes first and the
+  // unload last, whatever the threads' timing.
+  absl::Notification loaded;
+  registry->LoadAsync("slow", absl::InfiniteFuture(),
+                      [&](absl::StatusOr<ModelInfo>) { loaded.Notify(); });
   started.WaitForNotification();
   absl::Notification unloaded;
   absl::StatusOr<ModelInfo> answer;
@@ -269,7 +274,7 @@ TEST(ModelRegistryTest, UnloadOfAModelBeingReadRunsWhenTheReadEnds) {
   EXPECT_FALSE(unloaded.HasBeenNotified());
   release.Notify();
   unloaded.WaitForNotification();
-  load.join();
+  loaded.WaitForNotification();
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ(registry->Get("slow")->state, ModelState::kUnloaded);
 }
