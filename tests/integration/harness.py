@@ -273,18 +273,27 @@ class Server:
             self.proc.send_signal(signal.SIGTERM)
         if after_signal is not None:
             after_signal()
+        code, _ = self.wait_exit(timeout)
+        if code != 0:
+            raise ServerError(f"server exited with code {code} after SIGTERM\n" + self.log_tail())
+
+    def wait_exit(self, timeout=STOP_TIMEOUT_S):
+        """Waits for the process to exit (a signal already sent); returns its
+        exit code and the seconds the wait took. Kills it and fails past
+        `timeout`."""
+        start = time.monotonic()
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise ServerError(f"server did not exit within {timeout:.0f}s of SIGTERM\n"
+            raise ServerError(f"server did not exit within {timeout:.0f}s of the signal\n"
                               + self.log_tail())
         finally:
             _LIVE_SERVERS.discard(self)
+        seconds = time.monotonic() - start
         for t in self._threads:
             t.join(10)
-        if code != 0:
-            raise ServerError(f"server exited with code {code} after SIGTERM\n" + self.log_tail())
+        return code, seconds
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -420,6 +429,56 @@ def start_server(test_class, repository=None, load=None, extra_args=()):
     server.start()
     test_class.server = server
     return server
+
+
+class FifoModel:
+    """Replaces <repo>/<name>/model.pt by a FIFO, standing in for storage that
+    stalls: the server's read blocks until feed() writes the real bytes, or
+    for good. release() (register it as a cleanup) lets whichever side is
+    still blocked in open() go on."""
+
+    def __init__(self, repo, name):
+        self.path = os.path.join(repo, name, "model.pt")
+        with open(self.path, "rb") as f:
+            self.model_bytes = f.read()
+        os.unlink(self.path)
+        os.mkfifo(self.path)
+        self.writer = None
+
+    def feed(self):
+        """Writes the model into the FIFO from a thread; returns the thread."""
+        def write():
+            try:
+                with open(self.path, "wb") as f:  # blocks until the server opens it
+                    f.write(self.model_bytes)
+            except BrokenPipeError:
+                pass  # the test is being torn down
+        self.writer = threading.Thread(target=write, daemon=True)
+        self.writer.start()
+        return self.writer
+
+    def release(self):
+        if self.writer is not None and self.writer.is_alive():
+            # A writer blocked in open() proceeds and fails with EPIPE.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+            os.close(fd)
+            self.writer.join(10)
+            return
+        try:
+            # A reader (the server) blocked in open() proceeds and reads EOF.
+            fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+        except OSError:
+            pass  # nobody is reading
+
+
+def rss_bytes(pid):
+    """The resident set size of process `pid`, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
 
 
 # --------------------------------------------------------------------------

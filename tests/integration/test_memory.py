@@ -29,14 +29,6 @@ TEXTS = ["hello there", "The quick brown fox jumps over the lazy dog.", "caf\u00
 TOLERANCE = 1e-5 if DEVICE == "sim" else 2e-3
 
 
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 class MemoryTest(harness.ServerTestCase):
     """Budget = 3 model weights: two models fit with their activation reserve,
     even before warm-up has measured it (the estimate until then is the
@@ -168,12 +160,12 @@ class MemoryTest(harness.ServerTestCase):
         for _ in range(5):
             self.server.models.Load(models_pb2.LoadModelRequest(name="plain"))
             self.server.models.Unload(models_pb2.UnloadModelRequest(name="plain"))
-        rss_before = rss_bytes(self.server.proc.pid)
+        rss_before = harness.rss_bytes(self.server.proc.pid)
         for _ in range(50):
             status = self.server.models.Load(models_pb2.LoadModelRequest(name="plain"))
             self.assertEqual(harness.state_name(status.state), "READY")
             self.server.models.Unload(models_pb2.UnloadModelRequest(name="plain"))
-        rss_growth = rss_bytes(self.server.proc.pid) - rss_before
+        rss_growth = harness.rss_bytes(self.server.proc.pid) - rss_before
         after = self.listing().device
         self.assertEqual(after.reserved_bytes, base.reserved_bytes)
         self.assertEqual(after.allocator_allocated_bytes, base.allocator_allocated_bytes)

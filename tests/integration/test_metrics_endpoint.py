@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import tempfile
-import threading
 import unittest
 import urllib.error
 import urllib.request
@@ -36,32 +35,9 @@ class MetricsEndpointTest(harness.ServerTestCase):
         repo = os.path.join(cls.tmp, "models")
         for name in ("tt-tuple", "plain"):
             shutil.copytree(os.path.join(harness.models_dir(), name), os.path.join(repo, name))
-        cls.fifo = os.path.join(repo, "plain", "model.pt")
-        with open(cls.fifo, "rb") as f:
-            cls.model_bytes = f.read()
-        os.unlink(cls.fifo)
-        os.mkfifo(cls.fifo)
-        cls.writer = None
+        cls.fifo = harness.FifoModel(repo, "plain")
         harness.start_server(cls, repository=repo, load=["tt-tuple", "plain"])
-        cls.addClassCleanup(cls.unblock_writer)
-
-    @classmethod
-    def feed_fifo(cls):
-        def write():
-            try:
-                with open(cls.fifo, "wb") as f:
-                    f.write(cls.model_bytes)
-            except BrokenPipeError:
-                pass
-        cls.writer = threading.Thread(target=write, daemon=True)
-        cls.writer.start()
-
-    @classmethod
-    def unblock_writer(cls):
-        if cls.writer is not None and cls.writer.is_alive():
-            fd = os.open(cls.fifo, os.O_RDONLY | os.O_NONBLOCK)
-            os.close(fd)
-            cls.writer.join(10)
+        cls.addClassCleanup(cls.fifo.release)
 
     def test_1_health_paths_follow_the_grpc_health_services(self):
         port = self.server.metrics_port
@@ -70,7 +46,7 @@ class MetricsEndpointTest(harness.ServerTestCase):
         self.assertEqual(http_get(port, "/healthz", 10), (200, "ok\n"))
         self.assertEqual(self.server.health_check("readiness"), harness.NOT_SERVING)
         self.assertEqual(http_get(port, "/readyz", 10), (503, "not serving\n"))
-        self.feed_fifo()
+        self.fifo.feed()
         self.server.wait_ready()
         self.assertEqual(http_get(port, "/readyz", 10), (200, "ok\n"))
 

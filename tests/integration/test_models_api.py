@@ -5,7 +5,6 @@ so that the test decides when its load can finish."""
 import os
 import shutil
 import tempfile
-import threading
 import time
 import unittest
 
@@ -181,31 +180,11 @@ class ReadinessTest(harness.ServerTestCase):
         for name in ("tt-tuple", "plain"):
             shutil.copytree(os.path.join(harness.models_dir(), name),
                             os.path.join(self.repo, name))
-        self.fifo = os.path.join(self.repo, "plain", "model.pt")
-        with open(self.fifo, "rb") as f:
-            self.model_bytes = f.read()
-        os.unlink(self.fifo)
-        os.mkfifo(self.fifo)
-        self.writer = None
-        self.addCleanup(self.unblock_writer)
+        self.fifo = harness.FifoModel(self.repo, "plain")
+        self.addCleanup(self.fifo.release)
 
         self.server = harness.Server(self.repo, load=["tt-tuple", "plain"])
         self.addCleanup(self.server.kill)
-
-    def write_model_into_fifo(self):
-        # Blocks until the server opens the FIFO for reading.
-        try:
-            with open(self.fifo, "wb") as f:
-                f.write(self.model_bytes)
-        except BrokenPipeError:
-            pass  # the test is being torn down
-
-    def unblock_writer(self):
-        if self.writer is not None and self.writer.is_alive():
-            # Let a writer blocked in open() proceed and fail with EPIPE.
-            fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
-            os.close(fd)
-            self.writer.join(10)
 
     def test_readiness_waits_for_startup_models(self):
         server = self.server.start()
@@ -226,8 +205,7 @@ class ReadinessTest(harness.ServerTestCase):
             seen.append(first.status)
             self.assertEqual(first.status, harness.NOT_SERVING,
                              "Watch must start with the current status")
-            self.writer = threading.Thread(target=self.write_model_into_fifo, daemon=True)
-            self.writer.start()
+            writer = self.fifo.feed()
             for response in watch:
                 seen.append(response.status)
                 if response.status == harness.SERVING:
@@ -235,8 +213,8 @@ class ReadinessTest(harness.ServerTestCase):
         finally:
             watch.cancel()
         self.assertEqual(seen[-1], harness.SERVING, f"statuses seen: {seen}")
-        self.writer.join(30)
-        self.assertFalse(self.writer.is_alive())
+        writer.join(30)
+        self.assertFalse(writer.is_alive())
 
         status = server.models.Get(models_pb2.GetModelRequest(name="plain"))
         self.assertEqual(harness.state_name(status.state), "READY")
@@ -253,10 +231,7 @@ class ReadinessTest(harness.ServerTestCase):
 
         # The load of `plain` is blocked reading the FIFO. SIGTERM first, then
         # the bytes: the server must finish or abandon that load and exit 0.
-        def feed_fifo():
-            self.writer = threading.Thread(target=self.write_model_into_fifo, daemon=True)
-            self.writer.start()
-        server.stop(after_signal=feed_fifo)
+        server.stop(after_signal=self.fifo.feed)
 
 
 if __name__ == "__main__":

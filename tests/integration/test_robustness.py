@@ -32,27 +32,6 @@ def copy_models(root, names):
     return repo
 
 
-def make_fifo_model(repo, name):
-    """Replaces <repo>/<name>/model.pt by a FIFO that nobody writes."""
-    path = os.path.join(repo, name, "model.pt")
-    os.unlink(path)
-    os.mkfifo(path)
-    return path
-
-
-def wait_exit(server, timeout=EXIT_WAIT_S):
-    """The exit code and the seconds it took, after a signal already sent."""
-    start = time.monotonic()
-    try:
-        code = server.proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        raise AssertionError(f"the server did not exit within {timeout:.0f}s\n"
-                             + server.log_tail())
-    harness._LIVE_SERVERS.discard(server)
-    return code, time.monotonic() - start
-
-
 class StuckReadTest(harness.ServerTestCase):
     """No --load: every model is best-effort; `plain` never finishes reading."""
 
@@ -60,21 +39,12 @@ class StuckReadTest(harness.ServerTestCase):
         self.tmp = tempfile.mkdtemp(prefix="bertserve-stuck-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.repo = copy_models(self.tmp, ["tt-tuple", "plain"])
-        self.fifo = make_fifo_model(self.repo, "plain")
-        self.addCleanup(self.unblock)
+        self.fifo = harness.FifoModel(self.repo, "plain")
+        self.addCleanup(self.fifo.release)
         self.server = harness.Server(self.repo, extra_args=[
             "--startup-load-timeout", "2", "--drain-timeout", str(DRAIN_S)])
         self.addCleanup(self.server.kill)
         self.server.start()
-
-    def unblock(self):
-        # Lets a reader still blocked in open() go on (and fail), so the
-        # temporary directory can go.
-        try:
-            fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-            os.close(fd)
-        except OSError:
-            pass
 
     def wait_for_count(self, method, code, what, at_least=1):
         """Polls /metrics until requests_total{method, code} reaches
@@ -132,13 +102,17 @@ class StuckReadTest(harness.ServerTestCase):
         # A cancelled call is finished on the server at once, not when the
         # read ends: the server counts it CANCELLED.
         pending = server.inference.Classify.future(classify_request("plain", ["x"]), timeout=600)
+        # A call answered later on the same connection means the server has
+        # this one (its frames came first); a cancel sent earlier could beat
+        # the call itself to the server, which would then never see it.
+        get("tt-tuple")
         pending.cancel()
         self.wait_for_count('method="Classify"', 'code="CANCELLED"', "a cancelled Classify")
         self.wait_for_count('method="Models.Load"', 'code="CANCELLED"', "cancelled loads", 8)
 
         # SIGTERM with the read still stuck: the process exits anyway, code 3.
         server.proc.send_signal(signal.SIGTERM)
-        code, seconds = wait_exit(server)
+        code, seconds = server.wait_exit(EXIT_WAIT_S)
         print(f"exit {code} {seconds:.2f} s after SIGTERM with a read stuck "
               f"(--drain-timeout {DRAIN_S})")
         self.assertEqual(code, 3, server.log_tail())
@@ -225,7 +199,7 @@ class DrainTest(harness.ServerTestCase):
                 self.assertTrue(answered_before_signal.acquire(timeout=120),
                                 "no traffic answered before the signal")
             server.proc.send_signal(signal.SIGTERM)
-            code, seconds = wait_exit(server)
+            code, seconds = server.wait_exit(EXIT_WAIT_S)
         finally:
             stop.set()
             for t in threads:

@@ -108,14 +108,6 @@ MOVING_ERRORS = re.compile(r'model "[^"]*" is (loading|placing|evicting)$')
 SERVER_CODES = ("OK", "CANCELLED", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "UNAVAILABLE")
 
 
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def mib(n):
     return f"{n / (1 << 20):.1f} MiB"
 
@@ -725,7 +717,7 @@ class SoakTest(harness.ServerTestCase):
         self.learn_tokens()
         self.assertAtBaseline(self.quiesce(), "after setup")
         pid = self.server.proc.pid
-        rss_start = rss_bytes(pid)
+        rss_start = harness.rss_bytes(pid)
         metrics_before = self.server_requests(harness.scrape_metrics(self.server.metrics_port))
 
         # The warm-up phase, then rounds; between them the server is brought
@@ -733,7 +725,7 @@ class SoakTest(harness.ServerTestCase):
         warmup = SOAK_SECONDS * WARMUP_SHARE
         self.run_phase(warmup, seed=1000)
         self.assertAtBaseline(self.quiesce(), "after the warm-up phase")
-        rss = [rss_bytes(pid)]
+        rss = [harness.rss_bytes(pid)]
         rounds = max(1, math.ceil((SOAK_SECONDS - warmup) / ROUND_SECONDS))
         for i in range(rounds):
             if ledger.problem_count >= MAX_PROBLEMS:
@@ -741,7 +733,7 @@ class SoakTest(harness.ServerTestCase):
             self.run_phase((SOAK_SECONDS - warmup) / rounds, seed=2000 + 100 * i)
             if i + 1 < rounds:
                 self.assertAtBaseline(self.quiesce(), f"after round {i + 1}")
-                rss.append(rss_bytes(pid))
+                rss.append(harness.rss_bytes(pid))
 
         # The server still answers every model correctly.
         rng = random.Random(5)
@@ -752,7 +744,7 @@ class SoakTest(harness.ServerTestCase):
             self.check_reply(request, reply, "final Classify")
             self.finish_unary("normal", OK)
         end_device = self.quiesce()
-        rss.append(rss_bytes(pid))
+        rss.append(harness.rss_bytes(pid))
         rss_growth = rss[-1] - rss[0]
         body = harness.scrape_metrics(self.server.metrics_port)
         listing = self.server.models.List(models_pb2.ListModelsRequest())
