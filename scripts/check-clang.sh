@@ -36,21 +36,9 @@ export CCACHE_BASEDIR=$here CCACHE_NOHASHDIR=1
 log() { echo "check-clang: $*"; }
 die() { echo "check-clang: $*" >&2; exit 1; }
 
-install_missing() {
-  local missing=() p
-  for p in "$@"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-      missing+=("$p")
-    fi
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing ${missing[*]}"
-  local sudo_cmd=()
-  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}"
-}
+# shellcheck source=scripts/debian-packages.sh
+source "$here/scripts/debian-packages.sh"
+install_missing() { install_missing_packages check-clang "$@"; }
 
 # Configures DIR with the project's clang options plus EXTRA cmake arguments.
 configure() {

@@ -18,6 +18,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/debian-packages.sh
+source "$here/scripts/debian-packages.sh"
 dir=${IMAGE_CHECK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bertserve-image-check}
 max_age_days=${IMAGE_CHECK_BASE_MAX_AGE_DAYS:-7}
 image=localhost/bertserve:cpu-check
@@ -35,17 +37,7 @@ packages=(buildah mmdebstrap python3 python3-torch python3-grpcio python3-protob
 if ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if ((${#missing[@]} > 0)); then
-  echo "image-check: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+install_missing_packages image-check "${packages[@]}"
 
 mkdir -p "$dir/tmp"
 # One check at a time per cache directory.
