@@ -45,25 +45,32 @@ EncodedInput EncodedInputOf(const v1::TokenizeResponse& tokens) {
   return input;
 }
 
+void Classifier::WithModel(const std::string& name, absl::Time deadline,
+                           std::function<void(ModelHandle)> then,
+                           std::function<void(absl::Status)> fail) const {
+  absl::StatusOr<ModelHandle> handle = registry_->TryAcquire(name);
+  if (handle.ok()) return then(*std::move(handle));
+  if (!absl::IsUnavailable(handle.status())) return fail(handle.status());
+  // The model must be placed first. Nothing waits on a thread for it: the
+  // placement (or the deadline) calls back, and the work goes on on the pool,
+  // not on the placement worker that finished the placement.
+  registry_->AcquireAsync(name, deadline,
+                          [this, then, fail](absl::StatusOr<ModelHandle> placed) {
+                            if (!placed.ok()) return fail(placed.status());
+                            auto run = [then, handle = *std::move(placed)] { then(handle); };
+                            if (pool_ != nullptr) return pool_->Submit(std::move(run));
+                            run();
+                          });
+}
+
 void Classifier::ClassifyAsync(const v1::ClassifyRequest& request, absl::Time received,
                                absl::Time deadline, Respond respond) const {
-  absl::StatusOr<ModelHandle> handle = registry_->TryAcquire(request.model());
-  if (handle.ok()) return Queue(request, *std::move(handle), received, deadline, respond);
-  if (!absl::IsUnavailable(handle.status())) return respond(handle.status());
-  // The model must be placed first. Nothing waits on a thread for it: the
-  // placement (or the deadline) calls back, and tokenizing goes on on the
-  // pool, not on the placement worker that finished the placement.
-  registry_->AcquireAsync(
+  WithModel(
       request.model(), deadline,
-      [this, request, received, deadline, respond](absl::StatusOr<ModelHandle> placed) {
-        if (!placed.ok()) return respond(placed.status());
-        auto queue = [this, request, received, deadline, respond,
-                      handle = *std::move(placed)]() mutable {
-          Queue(request, std::move(handle), received, deadline, respond);
-        };
-        if (pool_ != nullptr) return pool_->Submit(std::move(queue));
-        queue();
-      });
+      [this, request, received, deadline, respond](ModelHandle handle) {
+        Queue(request, std::move(handle), received, deadline, respond);
+      },
+      [respond](absl::Status status) { respond(std::move(status)); });
 }
 
 void Classifier::Queue(const v1::ClassifyRequest& request, ModelHandle handle,
@@ -176,19 +183,10 @@ absl::StatusOr<v1::TokenizeResponse> TokenizeWith(const LoadedModel& model,
 
 void Classifier::TokenizeAsync(const v1::TokenizeRequest& request, absl::Time deadline,
                                RespondTokens respond) const {
-  absl::StatusOr<ModelHandle> handle = registry_->TryAcquire(request.model());
-  if (handle.ok()) return respond(TokenizeWith(**handle, request));
-  if (!absl::IsUnavailable(handle.status())) return respond(handle.status());
-  registry_->AcquireAsync(
+  WithModel(
       request.model(), deadline,
-      [this, request, respond](absl::StatusOr<ModelHandle> placed) {
-        if (!placed.ok()) return respond(placed.status());
-        auto tokenize = [request, respond, handle = *std::move(placed)] {
-          respond(TokenizeWith(*handle, request));
-        };
-        if (pool_ != nullptr) return pool_->Submit(std::move(tokenize));
-        tokenize();
-      });
+      [request, respond](ModelHandle handle) { respond(TokenizeWith(*handle, request)); },
+      [respond](absl::Status status) { respond(std::move(status)); });
 }
 
 absl::StatusOr<v1::TokenizeResponse> Classifier::Tokenize(const v1::TokenizeRequest& request,

@@ -64,6 +64,12 @@ class Classifier {
   BatchObserver* const observer_;
   WorkerPool* const pool_;
 
+  // Runs `then` with a hold on the READY model `name`: here and now when it
+  // is READY, else once it is placed (on the pool); or `fail` with the error
+  // (the deadline's included).
+  void WithModel(const std::string& name, absl::Time deadline,
+                 std::function<void(ModelHandle)> then,
+                 std::function<void(absl::Status)> fail) const;
   void Queue(const v1::ClassifyRequest& request, ModelHandle handle, absl::Time received,
              absl::Time deadline, Respond respond) const;
 };
