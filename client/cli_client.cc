@@ -1,5 +1,11 @@
 #include "client/cli_client.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
 namespace bertserve::cli {
 
 using grpc::health::v1::HealthCheckRequest;
@@ -16,17 +22,77 @@ const char* CodeName(grpc::StatusCode code) {
   return (i >= 0 && i < 17) ? kNames[i] : "UNKNOWN";
 }
 
-Client::Client(const Options& options)
+namespace {
+
+// The whole file, or false with `error` naming the option and the path.
+bool ReadFile(const char* option, const std::string& path, std::string* contents,
+              std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = std::string(option) + " " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream out;
+  out << in.rdbuf();
+  *contents = out.str();
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<Client> Client::Create(const Options& options, std::string* error) {
+  std::string token;
+  if (!options.token_file.empty()) {
+    if (!ReadFile("--token-file", options.token_file, &token, error)) return nullptr;
+    const size_t begin = token.find_first_not_of(" \t\r\n");
+    const size_t end = token.find_last_not_of(" \t\r\n");
+    token = begin == std::string::npos ? "" : token.substr(begin, end - begin + 1);
+    if (token.empty()) {
+      *error = "--token-file " + options.token_file + " holds no token";
+      return nullptr;
+    }
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments arguments;
+  const bool tls = options.tls || !options.tls_ca.empty() || !options.tls_cert.empty() ||
+                   !options.tls_key.empty();
+  if (tls) {
+    if (options.tls_cert.empty() != options.tls_key.empty()) {
+      *error = "--tls-cert and --tls-key go together";
+      return nullptr;
+    }
+    grpc::SslCredentialsOptions ssl;
+    if (!options.tls_ca.empty() &&
+        !ReadFile("--tls-ca", options.tls_ca, &ssl.pem_root_certs, error)) {
+      return nullptr;
+    }
+    if (!options.tls_cert.empty() &&
+        (!ReadFile("--tls-cert", options.tls_cert, &ssl.pem_cert_chain, error) ||
+         !ReadFile("--tls-key", options.tls_key, &ssl.pem_private_key, error))) {
+      return nullptr;
+    }
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      arguments.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  }
+  return std::unique_ptr<Client>(new Client(
+      options, grpc::CreateCustomChannel(options.server, credentials, arguments), token));
+}
+
+Client::Client(const Options& options, std::shared_ptr<grpc::Channel> channel, std::string token)
     : options_(options),
-      channel_(grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials())),
+      token_(std::move(token)),
+      channel_(std::move(channel)),
       inference_(v1::Inference::NewStub(channel_)),
       models_(v1::Models::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
-void Client::SetDeadline(grpc::ClientContext* context) const {
+void Client::Prepare(grpc::ClientContext* context) const {
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(
                             static_cast<int64_t>(options_.timeout_seconds * 1000)));
+  if (!token_.empty()) context->AddMetadata("authorization", "Bearer " + token_);
 }
 
 int Client::PrintError(const grpc::Status& status) {
@@ -43,7 +109,7 @@ int Client::Health() {
   bool failed = false;
   for (int i = 0; i < 2; ++i) {
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     HealthCheckRequest request;
     request.set_service(kServices[i]);
     HealthCheckResponse response;

@@ -28,6 +28,16 @@ struct Options {
   std::string server = "127.0.0.1:50051";  // HOST:PORT
   bool json = false;                       // one JSON document instead of text
   double timeout_seconds = 60;             // deadline of each RPC, in seconds
+  // TLS: on when `tls` or any file below is set. `tls_ca` is the PEM bundle
+  // that signs the server's certificate (default: the system's roots);
+  // `tls_cert` and `tls_key` the client's own, for mutual TLS.
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;  // the name to check the certificate against
+  // A file holding the bearer token sent as `authorization: Bearer <token>`.
+  std::string token_file;
 };
 
 // "NOT_FOUND" for grpc::StatusCode::NOT_FOUND; "UNKNOWN" outside the range.
@@ -38,14 +48,15 @@ const char* CodeName(grpc::StatusCode code);
 // one per process.
 class Client {
  public:
-  explicit Client(const Options& options);
+  // Null, with `error` set, when a TLS or token file cannot be read.
+  static std::unique_ptr<Client> Create(const Options& options, std::string* error);
 
   // Runs one unary RPC: call(context, response) -> grpc::Status; on success
   // prints format(response), or the response as JSON with --json.
   template <typename Response, typename Call, typename Format>
   int Run(Call call, Format format) {
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     Response response;
     const grpc::Status status = call(&context, &response);
     if (!status.ok()) return PrintError(status);
@@ -61,10 +72,13 @@ class Client {
   v1::Models::Stub& models() { return *models_; }
 
  private:
-  void SetDeadline(grpc::ClientContext* context) const;
+  Client(const Options& options, std::shared_ptr<grpc::Channel> channel, std::string token);
+  // Sets the deadline and, with a token, the authorization metadata.
+  void Prepare(grpc::ClientContext* context) const;
   static int PrintError(const grpc::Status& status);
 
   Options options_;
+  std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Inference::Stub> inference_;
   std::unique_ptr<v1::Models::Stub> models_;

@@ -5,10 +5,12 @@
 // error (its gRPC code name and message go to stderr), 2 bad usage, 3 (health
 // only) the server answered but liveness or readiness is not SERVING.
 //
-// The global options --server, --json and --timeout may come before or after
-// the subcommand (every subcommand falls through to the top-level options).
+// The global options (--server, --json, --timeout, the TLS options and
+// --token-file) may come before or after the subcommand (every subcommand falls
+// through to the top-level options).
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,7 +26,8 @@
 namespace {
 
 constexpr const char* kFooter =
-    "The options --server, --json and --timeout may also follow the subcommand.\n"
+    "The global options (--server, --json, --timeout, --tls*, --token-file) may also\n"
+    "follow the subcommand.\n"
     "Exit codes: 0 success; 1 the server could not be reached or answered with an\n"
     "error (code and message on stderr); 2 bad usage; 3 (health) not SERVING.";
 
@@ -49,6 +52,23 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", options.timeout_seconds, "RPC deadline in seconds")
       ->check(CLI::Range(0.001, 86400.0))
       ->capture_default_str();
+  app.add_flag("--tls", options.tls,
+               "Use TLS, trusting the system's CA roots (implied by the --tls-* options)")
+      ->envname("BERTSERVE_TLS");
+  app.add_option("--tls-ca", options.tls_ca, "PEM CA bundle that signed the server's certificate")
+      ->envname("BERTSERVE_TLS_CA");
+  app.add_option("--tls-cert", options.tls_cert,
+                 "PEM client certificate, for servers that require one (mutual TLS)")
+      ->envname("BERTSERVE_TLS_CERT");
+  app.add_option("--tls-key", options.tls_key, "PEM private key of --tls-cert")
+      ->envname("BERTSERVE_TLS_KEY");
+  app.add_option("--tls-server-name", options.tls_server_name,
+                 "Name to check the server's certificate against (default: the --server host)")
+      ->envname("BERTSERVE_TLS_SERVER_NAME");
+  app.add_option("--token-file", options.token_file,
+                 "File holding the bearer token to send (management, or inference when the "
+                 "server requires one)")
+      ->envname("BERTSERVE_TOKEN_FILE");
 
   std::string model;
   std::vector<std::string> texts;
@@ -102,7 +122,13 @@ int main(int argc, char** argv) {
     // --help and --version print and exit 0; anything else is bad usage.
     return app.exit(e) == 0 ? cli::kExitOk : cli::kExitUsage;
   }
-  cli::Client client(options);
+  std::string error;
+  std::unique_ptr<cli::Client> connected = cli::Client::Create(options, &error);
+  if (connected == nullptr) {
+    fprintf(stderr, "error: %s\n", error.c_str());
+    return cli::kExitUsage;
+  }
+  cli::Client& client = *connected;
 
   if (*classify) {
     if (!pairs.empty() && pairs.size() != texts.size()) {

@@ -35,7 +35,7 @@ if ! $build_only; then
     # tests, fixtures and the outside client
     libgtest-dev libgmock-dev libbenchmark-dev
     python3 python3-torch python3-grpcio python3-grpc-tools python3-protobuf python3-yaml
-    shellcheck yamllint prometheus
+    shellcheck yamllint prometheus openssl
   )
   # Some images ship Node.js with npm from elsewhere; Debian's npm would
   # conflict with it, so it is only asked for when there is no npm at all.

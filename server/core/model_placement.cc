@@ -15,7 +15,8 @@ namespace bertserve::core {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<v1::ModelConfig> ReadConfigIn(const std::string& directory);  // model_registry.cc
+absl::StatusOr<v1::ModelConfig> ReadConfigIn(const ModelRepository& repository,
+                                             const std::string& directory);  // model_registry.cc
 
 namespace {
 
@@ -48,20 +49,23 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::Build(const std::str
   absl::StatusOr<std::string> dir = repository_.ModelDirectory(name);
   if (!dir.ok()) return dir.status();
   // Re-read the config so edits on disk take effect on the next load.
-  absl::StatusOr<v1::ModelConfig> config = ReadConfigIn(*dir);
+  absl::StatusOr<v1::ModelConfig> config = ReadConfigIn(repository_, *dir);
   if (!config.ok()) return config.status();
 
   auto loaded = std::make_shared<LoadedModel>();
   loaded->name = name;
   loaded->config = *config;
-  const fs::path json = fs::path(*dir) / "tokenizer.json";
-  const fs::path vocab = fs::path(*dir) / "vocab.txt";
-  std::error_code ec;
+  // Every file through the repository: confined to it, and "permission
+  // denied" told as such rather than as a missing file.
+  absl::StatusOr<std::optional<std::string>> json = repository_.FileIn(*dir, "tokenizer.json");
+  if (!json.ok()) return json.status();
+  absl::StatusOr<std::optional<std::string>> vocab = repository_.FileIn(*dir, "vocab.txt");
+  if (!vocab.ok()) return vocab.status();
   absl::StatusOr<std::unique_ptr<tokenizer::BertTokenizer>> tok;
-  if (fs::exists(json, ec)) {
-    tok = tokenizer::BertTokenizer::FromTokenizerJson(json.string());
-  } else if (fs::exists(vocab, ec)) {
-    tok = tokenizer::BertTokenizer::FromVocabFile(vocab.string(),
+  if (json->has_value()) {
+    tok = tokenizer::BertTokenizer::FromTokenizerJson(**json);
+  } else if (vocab->has_value()) {
+    tok = tokenizer::BertTokenizer::FromVocabFile(**vocab,
                                                   NormalizerFromConfig(config->tokenizer()));
   } else {
     return absl::FailedPreconditionError(absl::StrCat(*dir, ": no vocab.txt or tokenizer.json"));
@@ -69,7 +73,13 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::Build(const std::str
   if (!tok.ok()) return tok.status();
   loaded->tokenizer = *std::move(tok);
 
-  ModelSource source{name, *dir, (fs::path(*dir) / config->model_file()).string(), *config};
+  absl::StatusOr<std::optional<std::string>> model_file =
+      repository_.FileIn(*dir, config->model_file());
+  if (!model_file.ok()) return model_file.status();
+  // A missing file is the loader's to report, as it always was.
+  ModelSource source{name, *dir,
+                     model_file->value_or((fs::path(*dir) / config->model_file()).string()),
+                     *config};
   absl::StatusOr<std::unique_ptr<Model>> model = loader_->Load(source);
   if (!model.ok()) return model.status();
   loaded->model = *std::move(model);

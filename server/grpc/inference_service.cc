@@ -14,6 +14,9 @@ std::string InferenceService::ModelLabel(const std::string& name) const {
 grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext* context,
                                                      const grpc::ByteBuffer* request,
                                                      grpc::ByteBuffer* response) {
+  CallOptions<v1::ClassifyRequest> options;
+  options.request_id = [](const v1::ClassifyRequest& r) { return r.request_id(); };
+  options.refusal = access_->Check(*context, CallKind::kInference);
   return RunUnaryAsync<v1::ClassifyRequest, v1::ClassifyResponse>(
       context, request, response, pool_, "Classify", observer_,
       [this](const v1::ClassifyRequest& r) { return ModelLabel(r.model()); },
@@ -21,19 +24,22 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
              std::function<void(absl::StatusOr<v1::ClassifyResponse>)> respond) {
         classifier_->ClassifyAsync(r, received, deadline, std::move(respond));
       },
-      [](const v1::ClassifyRequest& r) { return r.request_id(); });
+      std::move(options));
 }
 
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
                                                      const grpc::ByteBuffer* request,
                                                      grpc::ByteBuffer* response) {
+  CallOptions<v1::TokenizeRequest> options;
+  options.refusal = access_->Check(*context, CallKind::kInference);
   return RunUnaryAsync<v1::TokenizeRequest, v1::TokenizeResponse>(
       context, request, response, pool_, "Tokenize", observer_,
       [this](const v1::TokenizeRequest& r) { return ModelLabel(r.model()); },
       [this](const v1::TokenizeRequest& r, absl::Time, absl::Time deadline,
              std::function<void(absl::StatusOr<v1::TokenizeResponse>)> respond) {
         classifier_->TokenizeAsync(r, deadline, std::move(respond));
-      });
+      },
+      std::move(options));
 }
 
 // Reads requests as they come, runs up to kMaxStreamInFlight of them at once
@@ -190,8 +196,21 @@ class InferenceService::StreamReactor final
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// A stream refused before it starts: finishes at once with the refusal.
+class RefusedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit RefusedStream(const absl::Status& refusal) { Finish(ToGrpcStatus(refusal)); }
+  void OnDone() override { delete this; }
+};
+
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ClassifyStream(
     grpc::CallbackServerContext* context) {
+  if (absl::Status refusal = access_->Check(*context, CallKind::kInference); !refusal.ok()) {
+    if (observer_ != nullptr && *observer_) {
+      (*observer_)("", "ClassifyStream", ToGrpcStatus(refusal), 0.0, "");
+    }
+    return new RefusedStream(refusal);
+  }
   return new StreamReactor(this, context);
 }
 

@@ -7,6 +7,7 @@
 #include "server/core/classifier.h"
 #include "server/core/model_registry.h"
 #include "server/core/worker_pool.h"
+#include "server/grpc/access_control.h"
 #include "server/grpc/unary_call.h"
 
 namespace bertserve::grpcsvc {
@@ -22,10 +23,16 @@ class InferenceService final
           v1::Inference::WithRawCallbackMethod_ClassifyStream<
               v1::Inference::WithRawCallbackMethod_Tokenize<v1::Inference::Service>>> {
  public:
-  // All pointers must outlive the service.
+  // All pointers must outlive the service. Every call is checked against
+  // `access` as CallKind::kInference.
   InferenceService(core::Classifier* classifier, core::ModelRegistry* registry,
-                   core::WorkerPool* pool, const CallObserver* observer)
-      : classifier_(classifier), registry_(registry), pool_(pool), observer_(observer) {}
+                   core::WorkerPool* pool, const CallObserver* observer,
+                   const AccessControl* access)
+      : classifier_(classifier),
+        registry_(registry),
+        pool_(pool),
+        observer_(observer),
+        access_(access) {}
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const grpc::ByteBuffer* request,
@@ -49,6 +56,7 @@ class InferenceService final
   core::ModelRegistry* const registry_;
   core::WorkerPool* const pool_;
   const CallObserver* const observer_;
+  const AccessControl* const access_;
   std::atomic<bool> draining_{false};
 };
 

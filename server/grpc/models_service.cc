@@ -1,6 +1,8 @@
 #include "server/grpc/models_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/logging/logging.h"
 
 namespace bertserve::grpcsvc {
 
@@ -73,6 +75,42 @@ core::ModelRegistry::InfoCallback ToStatusAnswer(
   };
 }
 
+// Options of a read-only call (List, Get): the inference rule.
+template <typename Request>
+CallOptions<Request> ReadCall(grpc::CallbackServerContext* context, const AccessControl* access) {
+  CallOptions<Request> options;
+  options.refusal = access->Check(*context, CallKind::kInference);
+  return options;
+}
+
+// Options of a management call: the access decision, and the audit event
+// logged once when it ends.
+template <typename Request>
+CallOptions<Request> ManagementCall(grpc::CallbackServerContext* context,
+                                    const AccessControl* access, const std::string& method,
+                                    const std::string& listener) {
+  CallOptions<Request> options;
+  options.refusal = access->Check(*context, CallKind::kManagement);
+  options.audit = [method, listener, who = IdentityOf(*context)](const Request* request,
+                                                                 const grpc::Status& status) {
+    // The name as the client sent it (known or not), bounded: the log is not
+    // a place for a client to write kilobytes.
+    std::string model = request != nullptr ? request->name().substr(0, 256) : std::string();
+    logging::Log(status.ok() ? spdlog::level::info : spdlog::level::warn,
+                 absl::StrCat("audit: ", method, " of model \"", model, "\" ",
+                              status.ok() ? "succeeded" : "failed"),
+                 {{"event", "audit"},
+                  {"method", method},
+                  {"model", model},
+                  {"listener", listener},
+                  {"peer", who.peer},
+                  {"client_subject", who.certificate_subject},
+                  {"code", std::string(CodeName(status.error_code()))},
+                  {"error", status.error_message()}});
+  };
+  return options;
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* context,
@@ -86,7 +124,8 @@ grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* conte
         for (const core::ModelInfo& info : registry_->List()) *out.add_models() = ToModelStatus(info);
         *out.mutable_device() = ToDeviceStatus(registry_->Memory());
         return out;
-      });
+      },
+      ReadCall<v1::ListModelsRequest>(context, access_));
 }
 
 grpc::ServerUnaryReactor* ModelsService::Get(grpc::CallbackServerContext* context,
@@ -100,7 +139,8 @@ grpc::ServerUnaryReactor* ModelsService::Get(grpc::CallbackServerContext* contex
         absl::StatusOr<core::ModelInfo> info = registry_->Get(r.name());
         if (!info.ok()) return info.status();
         return ToModelStatus(*info);
-      });
+      },
+      ReadCall<v1::GetModelRequest>(context, access_));
 }
 
 grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* context,
@@ -115,7 +155,8 @@ grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* conte
       [this](const v1::LoadModelRequest& r, absl::Time, absl::Time deadline,
              std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
         registry_->LoadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond)));
-      });
+      },
+      ManagementCall<v1::LoadModelRequest>(context, access_, "Models.Load", listener_));
 }
 
 grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* context,
@@ -128,7 +169,8 @@ grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* con
       [this](const v1::UnloadModelRequest& r, absl::Time, absl::Time deadline,
              std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
         registry_->UnloadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond)));
-      });
+      },
+      ManagementCall<v1::UnloadModelRequest>(context, access_, "Models.Unload", listener_));
 }
 
 }  // namespace bertserve::grpcsvc

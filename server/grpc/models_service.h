@@ -1,9 +1,12 @@
 #ifndef BERTSERVE_SERVER_GRPC_MODELS_SERVICE_H_
 #define BERTSERVE_SERVER_GRPC_MODELS_SERVICE_H_
 
+#include <string>
+
 #include "bertserve/v1/models.grpc.pb.h"
 #include "server/core/model_registry.h"
 #include "server/core/worker_pool.h"
+#include "server/grpc/access_control.h"
 #include "server/grpc/unary_call.h"
 
 namespace bertserve::grpcsvc {
@@ -12,17 +15,27 @@ namespace bertserve::grpcsvc {
 v1::ModelStatus ToModelStatus(const core::ModelInfo& info);
 v1::DeviceStatus ToDeviceStatus(const core::MemorySnapshot& memory);
 
-// bertserve.v1.Models over the registry. Load and Unload block on placement,
-// so every call runs on the worker pool, never on a gRPC thread.
+// bertserve.v1.Models over the registry. Every call runs on the worker pool,
+// never on a gRPC thread, and none holds a thread while a placement runs.
+// List and Get are checked against `access` as CallKind::kInference, Load and
+// Unload as kManagement; each Load and Unload, refused or not, is logged once
+// as an audit event (method, model, listener, peer, client certificate
+// subject, outcome).
 class ModelsService final
     : public v1::Models::WithRawCallbackMethod_List<v1::Models::WithRawCallbackMethod_Get<
           v1::Models::WithRawCallbackMethod_Load<
               v1::Models::WithRawCallbackMethod_Unload<v1::Models::Service>>>> {
  public:
-  // All pointers must outlive the service.
+  // All pointers must outlive the service. `listener` names the listener in
+  // audit events ("grpc", "admin").
   ModelsService(core::ModelRegistry* registry, core::WorkerPool* pool,
-                const CallObserver* observer)
-      : registry_(registry), pool_(pool), observer_(observer) {}
+                const CallObserver* observer, const AccessControl* access,
+                std::string listener)
+      : registry_(registry),
+        pool_(pool),
+        observer_(observer),
+        access_(access),
+        listener_(std::move(listener)) {}
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer* request,
@@ -41,6 +54,8 @@ class ModelsService final
   core::ModelRegistry* const registry_;
   core::WorkerPool* const pool_;
   const CallObserver* const observer_;
+  const AccessControl* const access_;
+  const std::string listener_;
 };
 
 }  // namespace bertserve::grpcsvc

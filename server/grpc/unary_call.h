@@ -111,13 +111,28 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   const std::function<void(const grpc::Status&)> observe_;
 };
 
+// What a unary method adds to the common path; every part is optional.
+template <typename Request>
+struct CallOptions {
+  // The client's request id, for the observer.
+  std::function<std::string(const Request&)> request_id;
+  // Not OK: the call is refused with this status (access control decided it
+  // on the gRPC thread). It is applied once the request is parsed, so that
+  // the audit names the model the call was for, and it wins over any parse
+  // error: an unauthenticated caller learns nothing about its request.
+  absl::Status refusal;
+  // Told once how the call ended, with the request when it was parsed (else
+  // null); for the audit trail of management calls.
+  std::function<void(const Request*, const grpc::Status&)> audit;
+};
+
 // Runs a raw-bytes unary RPC on `pool`: parse the request (UTF-8 errors are
-// INVALID_ARGUMENT naming the field), refuse it if its deadline has passed,
-// call `handler` with the request, when it arrived, its deadline and a
-// `respond` function it must call once, from any thread (or never, if the
-// call is cancelled first); then serialize, finish, and tell `observer`.
-// `model_label` picks the metrics label from the parsed request,
-// `request_id` (optional) the client's request id.
+// INVALID_ARGUMENT naming the field), apply `options.refusal`, refuse it if
+// its deadline has passed, call `handler` with the request, when it arrived,
+// its deadline and a `respond` function it must call once, from any thread
+// (or never, if the call is cancelled first); then serialize, finish, and
+// tell `observer` (and `options.audit`). `model_label` picks the metrics
+// label from the parsed request.
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* RunUnaryAsync(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
@@ -126,35 +141,43 @@ grpc::ServerUnaryReactor* RunUnaryAsync(
     std::function<void(const Request&, absl::Time received, absl::Time deadline,
                        std::function<void(absl::StatusOr<Response>)> respond)>
         handler,
-    std::function<std::string(const Request&)> request_id = nullptr) {
+    CallOptions<Request> options = {}) {
   const absl::Time received = absl::Now();
   const absl::Time deadline = DeadlineOf(context);
   auto request = std::make_shared<Request>();
   // What the observer is told: set once the request is parsed.
-  auto labels = std::make_shared<std::pair<std::string, std::string>>();
-  auto* call = new UnaryCall(deadline, [=, method = std::string(method)](
-                                           const grpc::Status& status) {
+  struct Labels {
+    std::string model;
+    std::string request_id;
+    bool parsed = false;
+  };
+  auto labels = std::make_shared<Labels>();
+  auto* call = new UnaryCall(deadline, [=, method = std::string(method),
+                                        audit = options.audit](const grpc::Status& status) {
     if (observer != nullptr && *observer) {
-      (*observer)(labels->first, method, status, absl::ToDoubleSeconds(absl::Now() - received),
-                  labels->second);
+      (*observer)(labels->model, method, status, absl::ToDoubleSeconds(absl::Now() - received),
+                  labels->request_id);
     }
+    if (audit) audit(labels->parsed ? request.get() : nullptr, status);
   });
   UnaryCall::Finisher finish = call->finisher();
   // The request's bytes belong to the call, which may be gone (cancelled)
   // before the pool runs this: work on a copy (it shares the slices).
   auto bytes = std::make_shared<grpc::ByteBuffer>(*request_bytes);
-  pool->Submit([=] {
+  pool->Submit([=, request_id = options.request_id, refusal = options.refusal] {
     if (finish.finished()) return;  // cancelled while queued
     auto fail = [&](absl::Status status) { finish([&] { return ToGrpcStatus(status); }); };
     // gRPC runs the method with no request when the client cancels before
     // sending it.
     if (!bytes->Valid()) return fail(absl::CancelledError("cancelled before the request arrived"));
     if (absl::Status status = ParseRequest(*bytes, request.get()); !status.ok()) {
-      return fail(status);
+      return fail(refusal.ok() ? status : refusal);
     }
-    // Written before any finish can read it: the finisher runs only after this.
-    labels->first = model_label(*request);
-    if (request_id) labels->second = request_id(*request);
+    // Written before any finish can read them: the finisher runs only after this.
+    labels->model = model_label(*request);
+    if (request_id) labels->request_id = request_id(*request);
+    labels->parsed = true;
+    if (!refusal.ok()) return fail(refusal);
     if (absl::Now() >= deadline) {
       return fail(absl::DeadlineExceededError("deadline passed before the request was started"));
     }
@@ -174,13 +197,15 @@ grpc::ServerUnaryReactor* RunUnary(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes, core::WorkerPool* pool, absl::string_view method,
     const CallObserver* observer, std::function<std::string(const Request&)> model_label,
-    std::function<absl::StatusOr<Response>(const Request&, absl::Time received)> handler) {
+    std::function<absl::StatusOr<Response>(const Request&, absl::Time received)> handler,
+    CallOptions<Request> options = {}) {
   return RunUnaryAsync<Request, Response>(
       context, request_bytes, response_bytes, pool, method, observer, std::move(model_label),
       [handler = std::move(handler)](const Request& request, absl::Time received, absl::Time,
                                      std::function<void(absl::StatusOr<Response>)> respond) {
         respond(handler(request, received));
-      });
+      },
+      std::move(options));
 }
 
 }  // namespace bertserve::grpcsvc

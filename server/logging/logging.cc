@@ -1,6 +1,9 @@
 #include "server/logging/logging.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
 #include <chrono>
 #include <string_view>
 #include <utility>
@@ -40,30 +43,15 @@ void AppendJsonString(std::string_view s, spdlog::memory_buf_t& out) {
   out.push_back('"');
 }
 
-bool IsKeyChar(char c) { return (c >= 'a' && c <= 'z') || c == '_'; }
+// The fields of the event being logged on this thread (Log sets them around
+// its call into spdlog, whose synchronous sinks format on the calling
+// thread); null for a plain spdlog call.
+thread_local const std::vector<Field>* current_fields = nullptr;
 
-// The key=value tokens of a message ("model=tt-tuple bytes=42"), in order,
-// each key once (the first wins); "time", "level" and "message" are never
-// fields. A value runs to the next space, comma or closing parenthesis.
-std::vector<std::pair<std::string_view, std::string_view>> Fields(std::string_view text) {
-  std::vector<std::pair<std::string_view, std::string_view>> fields;
-  size_t i = 0;
-  while ((i = text.find('=', i)) != std::string_view::npos) {
-    size_t k = i;
-    while (k > 0 && IsKeyChar(text[k - 1])) --k;
-    size_t v = i + 1;
-    while (v < text.size() && text[v] != ' ' && text[v] != ',' && text[v] != ')') ++v;
-    const std::string_view key = text.substr(k, i - k);
-    const std::string_view value = text.substr(i + 1, v - i - 1);
-    const bool taken = std::any_of(fields.begin(), fields.end(),
-                                   [&](const auto& f) { return f.first == key; });
-    if (!key.empty() && !value.empty() && !taken && key != "time" && key != "level" &&
-        key != "message") {
-      fields.emplace_back(key, value);
-    }
-    i = v;
-  }
-  return fields;
+std::atomic<bool> json_format{false};
+
+bool IsReservedKey(std::string_view key) {
+  return key == "time" || key == "level" || key == "message";
 }
 
 // One JSON object per line, so log shippers need no multi-line parsing.
@@ -80,11 +68,17 @@ class JsonFormatter final : public spdlog::formatter {
     dest.append(std::string_view(",\"message\":"));
     const std::string_view payload(msg.payload.data(), msg.payload.size());
     AppendJsonString(payload, dest);
-    for (const auto& [key, value] : Fields(payload)) {
-      dest.push_back(',');
-      AppendJsonString(key, dest);
-      dest.push_back(':');
-      AppendJsonString(value, dest);
+    if (current_fields != nullptr) {
+      for (const Field& f : *current_fields) {
+        dest.push_back(',');
+        AppendJsonString(IsReservedKey(f.key) ? "field_" + f.key : f.key, dest);
+        dest.push_back(':');
+        if (f.number) {
+          dest.append(f.value.data(), f.value.data() + f.value.size());
+        } else {
+          AppendJsonString(f.value, dest);
+        }
+      }
     }
     dest.append(std::string_view("}\n"));
   }
@@ -109,10 +103,61 @@ absl::Status Configure(const std::string& format, const std::string& level) {
     return absl::InvalidArgumentError(
         absl::StrCat("--log-format \"", format, "\" is not one of text, json"));
   }
+  json_format.store(format == "json");
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
   return absl::OkStatus();
+}
+
+Field::Field(std::string_view k, double v) : key(k), number(true) {
+  // JSON has no NaN or infinity; such a value is logged as a string.
+  if (!std::isfinite(v)) {
+    number = false;
+    value = std::to_string(v);
+    return;
+  }
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.6g", v);
+  value = buffer;
+}
+
+void Log(spdlog::level::level_enum level, std::string_view message,
+         std::initializer_list<Field> fields) {
+  Log(level, message, std::vector<Field>(fields));
+}
+
+void Log(spdlog::level::level_enum level, std::string_view message,
+         const std::vector<Field>& fields) {
+  const std::shared_ptr<spdlog::logger> logger = spdlog::default_logger();
+  if (!logger->should_log(level)) return;
+  if (json_format.load()) {
+    current_fields = &fields;
+    logger->log(level, spdlog::string_view_t(message.data(), message.size()));
+    current_fields = nullptr;
+    return;
+  }
+  std::string line(message);
+  for (size_t i = 0; i < fields.size(); ++i) {
+    line += i == 0 ? " (" : ", ";
+    line += fields[i].key;
+    line += '=';
+    const std::string& v = fields[i].value;
+    const bool quote =
+        v.empty() || v.find_first_of(" ,()=\"\n") != std::string::npos;
+    if (quote) {
+      line += '"';
+      for (const char c : v) {
+        if (c == '"' || c == '\\') line += '\\';
+        line += c == '\n' ? ' ' : c;
+      }
+      line += '"';
+    } else {
+      line += v;
+    }
+  }
+  if (!fields.empty()) line += ')';
+  logger->log(level, spdlog::string_view_t(line.data(), line.size()));
 }
 
 }  // namespace bertserve::logging

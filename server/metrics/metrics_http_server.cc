@@ -250,20 +250,17 @@ class MetricsHttpServer::Loop {
   std::list<Connection> connections_;  // in accept order
 };
 
-absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& listen, std::shared_ptr<prometheus::Registry> registry,
-    HttpLimits limits) {
-  const size_t colon = listen.rfind(':');
+absl::StatusOr<int> BindTcpSocket(const std::string& address, int socket_flags) {
+  const size_t colon = address.rfind(':');
   if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("metrics address \"", listen,
-                                                   "\" is not HOST:PORT"));
+    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\" is not HOST:PORT"));
   }
-  std::string host = listen.substr(0, colon);
-  const std::string port = listen.substr(colon + 1);
+  std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
   int port_number = -1;
   if (!absl::SimpleAtoi(port, &port_number) || port_number < 0 || port_number > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "metrics address \"", listen, "\": the port must be a number from 0 to 65535"));
+        "address \"", address, "\": the port must be a number from 0 to 65535"));
   }
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -275,26 +272,40 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   addrinfo* found = nullptr;
   const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
   if (rc != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics address \"", listen, "\": ", gai_strerror(rc)));
+    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\": ", gai_strerror(rc)));
   }
   int fd = -1;
   std::string error = "no address";
   for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | socket_flags, a->ai_protocol);
     if (fd < 0) continue;
-    // SO_REUSEADDR lets a restarted server bind while old connections sit in
-    // TIME_WAIT; it does not let two live listeners share the port.
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
-      error = std::strerror(errno);
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      error = errno == EADDRINUSE ? "address in use (another process listens on it)"
+                                  : std::strerror(errno);
       close(fd);
       fd = -1;
     }
   }
   freeaddrinfo(found);
-  if (fd < 0) {
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot bind ", address, ": ", error));
+  return fd;
+}
+
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
+    const std::string& listen, std::shared_ptr<prometheus::Registry> registry,
+    HttpLimits limits) {
+  absl::StatusOr<int> bound_fd = BindTcpSocket(listen, SOCK_NONBLOCK);
+  if (!bound_fd.ok()) {
+    return absl::Status(bound_fd.status().code(),
+                        absl::StrCat("metrics endpoint: ", bound_fd.status().message()));
+  }
+  const int fd = *bound_fd;
+  std::string error;
+  if (::listen(fd, 128) != 0) {
+    error = std::strerror(errno);
+    close(fd);
     return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", listen, ": ", error));
   }
   sockaddr_storage bound{};

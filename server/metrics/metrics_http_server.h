@@ -15,6 +15,15 @@
 
 namespace bertserve::metrics {
 
+// A TCP socket bound (not yet listening) to `address`, HOST:PORT (IPv6 hosts
+// in brackets; port 0 picks a free one), with SO_REUSEADDR (old connections in
+// TIME_WAIT do not block a restart) and never SO_REUSEPORT (two live
+// listeners never share a port). `socket_flags` are or-ed into socket()'s
+// type (SOCK_NONBLOCK). InvalidArgument for a malformed address, Unavailable
+// naming the reason ("address in use (another process listens on it)") when
+// it cannot be bound. The caller owns the descriptor.
+absl::StatusOr<int> BindTcpSocket(const std::string& address, int socket_flags);
+
 // Limits of the endpoint. The defaults suit a Prometheus scraper (one small
 // GET every few seconds, a 10 s scrape timeout) and leave no way for a slow or
 // idle client to hold the endpoint.

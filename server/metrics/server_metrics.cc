@@ -98,7 +98,11 @@ ServerMetrics::ServerMetrics()
                                      "Share of the allocator's reserved bytes not holding live "
                                      "tensors (cached or fragmented), 0 to 1.")),
       ready_(Gauge("bertserve_ready",
-                   "1 while the readiness health service is SERVING, else 0.")) {
+                   "1 while the readiness health service is SERVING, else 0.")),
+      access_denied_(Counter("bertserve_access_denied_total",
+                             "RPCs refused by access control, by method and gRPC code "
+                             "(UNAUTHENTICATED: no or a wrong token; PERMISSION_DENIED: "
+                             "management disabled on the listener).")) {
   ready_.Add({}).Set(0);
 }
 
@@ -278,6 +282,9 @@ void ServerMetrics::RecordRequest(const std::string& model, absl::string_view me
       .Increment();
   request_duration_.Add({{"model", model}, {"method", std::string(method)}}, LatencyBuckets())
       .Observe(seconds);
+  if (code == "UNAUTHENTICATED" || code == "PERMISSION_DENIED") {
+    access_denied_.Add({{"method", std::string(method)}, {"code", std::string(code)}}).Increment();
+  }
 }
 
 void ServerMetrics::SetModelState(const std::string& model, absl::string_view state,

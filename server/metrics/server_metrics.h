@@ -46,6 +46,8 @@ class ServerMetrics {
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
   // One finished RPC. `code` is the gRPC code name ("OK", "NOT_FOUND").
+  // UNAUTHENTICATED and PERMISSION_DENIED (access control's refusals) also
+  // count in bertserve_access_denied_total{method, code}.
   void RecordRequest(const std::string& model, absl::string_view method, absl::string_view code,
                      double seconds);
 
@@ -124,6 +126,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& tokenize_duration_;
   prometheus::Family<prometheus::Gauge>& allocator_fragmentation_;
   prometheus::Family<prometheus::Gauge>& ready_;
+  prometheus::Family<prometheus::Counter>& access_denied_;
   // Declared last: stops serving before the families it reads go away.
   std::unique_ptr<MetricsHttpServer> http_;
 };

@@ -49,9 +49,14 @@ class ServicesTest : public ::testing::TestWithParam<int> {
       absl::MutexLock lock(&mu_);
       observed_.push_back(model + "/" + std::string(method) + "/" + std::string(CodeName(code)));
     };
+    // Open as the admin listener is: these tests are about the services.
+    AccessOptions open;
+    open.open_management = true;
+    access_ = std::make_unique<AccessControl>(open);
     inference_ = std::make_unique<InferenceService>(classifier_.get(), registry_.get(),
-                                                    pool_.get(), &observer_);
-    models_ = std::make_unique<ModelsService>(registry_.get(), pool_.get(), &observer_);
+                                                    pool_.get(), &observer_, access_.get());
+    models_ = std::make_unique<ModelsService>(registry_.get(), pool_.get(), &observer_,
+                                              access_.get(), "grpc");
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -86,6 +91,7 @@ class ServicesTest : public ::testing::TestWithParam<int> {
   CallObserver observer_;
   absl::Mutex mu_;
   std::vector<std::string> observed_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<AccessControl> access_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelsService> models_;
   HealthService health_;

@@ -110,7 +110,7 @@ class Stub:
     keyword arguments (timeout, metadata); a default timeout applies.
     """
 
-    def __init__(self, channel, service_descriptor):
+    def __init__(self, channel, service_descriptor, metadata=None):
         db = symbol_database.Default()
         self.service = service_descriptor.full_name
         for method in service_descriptor.methods:
@@ -127,16 +127,22 @@ class Stub:
                 make = channel.unary_unary
             callable_ = make(path, request_serializer=req.SerializeToString,
                              response_deserializer=resp.FromString)
-            setattr(self, method.name, _with_default_timeout(callable_))
+            setattr(self, method.name, _with_defaults(callable_, metadata))
 
 
-def _with_default_timeout(callable_):
+def _with_defaults(callable_, metadata):
+    """The callable with a default timeout and, unless a call passes its own,
+    default metadata (the management token of the harness's servers)."""
+    def kw(kwargs):
+        if metadata is not None and "metadata" not in kwargs:
+            kwargs["metadata"] = metadata
+        return kwargs
     def call(request, timeout=RPC_TIMEOUT_S, **kwargs):
-        return callable_(request, timeout=timeout, **kwargs)
-    call.with_call = lambda request, timeout=RPC_TIMEOUT_S, **kw: callable_.with_call(
-        request, timeout=timeout, **kw)
-    call.future = lambda request, timeout=RPC_TIMEOUT_S, **kw: callable_.future(
-        request, timeout=timeout, **kw)
+        return callable_(request, timeout=timeout, **kw(kwargs))
+    call.with_call = lambda request, timeout=RPC_TIMEOUT_S, **k: callable_.with_call(
+        request, timeout=timeout, **kw(k))
+    call.future = lambda request, timeout=RPC_TIMEOUT_S, **k: callable_.future(
+        request, timeout=timeout, **kw(k))
     return call
 
 
@@ -162,6 +168,7 @@ def classify_request(model, texts, pairs=None, **kwargs):
 # --------------------------------------------------------------------------
 
 _GRPC_LISTEN_RE = re.compile(r"gRPC listening on (\S+):(\d+)")
+_ADMIN_LISTEN_RE = re.compile(r"admin listener on (\S+):(\d+)")
 _METRICS_LISTEN_RE = re.compile(r"metrics listening on (\S+):(\d+)")
 _LIVE_SERVERS = set()
 
@@ -201,11 +208,26 @@ class Server:
     life of the process, so the pipes never fill.
     """
 
-    def __init__(self, model_repository, load=None, extra_args=()):
+    def __init__(self, model_repository, load=None, extra_args=(), management_token=True,
+                 admin=False):
+        """management_token: the server gets a --management-token-file and
+        the harness's stubs and CLI send its token on every call (False: no
+        token anywhere, management stays closed). admin: also an
+        --admin-listen on a free loopback port (admin_address)."""
         self.model_repository = model_repository
         # None: the server's default (every model); []: none at startup.
         self.load = None if load is None else list(load)
         self.extra_args = list(extra_args)
+        self.token = None
+        self.token_file = None
+        if management_token:
+            self.token = os.urandom(16).hex()
+            fd, self.token_file = tempfile.mkstemp(prefix="bertserve-token-")
+            atexit.register(os.unlink, self.token_file)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token + "\n")
+        self.admin = admin
+        self.admin_port = None
         self.proc = None
         self.grpc_port = None
         self.metrics_port = None
@@ -224,6 +246,10 @@ class Server:
                "--metrics-listen", "127.0.0.1:0"]
         if self.load is not None:
             cmd += ["--load", ",".join(self.load) or "none"]
+        if self.token_file:
+            cmd += ["--management-token-file", self.token_file]
+        if self.admin:
+            cmd += ["--admin-listen", "127.0.0.1:0"]
         return cmd + self.extra_args
 
     def start(self, timeout=START_TIMEOUT_S):
@@ -242,7 +268,7 @@ class Server:
         with self._cond:
             while True:
                 self._scan_ports()
-                if self.grpc_port and self.metrics_port:
+                if self.grpc_port and self.metrics_port and (self.admin_port or not self.admin):
                     break
                 if self._eof == 2:
                     self.proc.wait()
@@ -256,10 +282,19 @@ class Server:
                                       + self.log_tail())
                 self._cond.wait(left)
         self.channel = grpc.insecure_channel(self.address)
-        self.inference = Stub(self.channel, inference_pb2.DESCRIPTOR.services_by_name["Inference"])
-        self.models = Stub(self.channel, models_pb2.DESCRIPTOR.services_by_name["Models"])
+        metadata = self.auth_metadata()
+        self.inference = Stub(self.channel, inference_pb2.DESCRIPTOR.services_by_name["Inference"],
+                              metadata)
+        self.models = Stub(self.channel, models_pb2.DESCRIPTOR.services_by_name["Models"],
+                           metadata)
         self.health = Stub(self.channel, health_pb2.DESCRIPTOR.services_by_name["Health"])
         return self
+
+    def auth_metadata(self, token=None):
+        """The metadata that carries `token` (default: the server's management
+        token), or None without one."""
+        token = token or self.token
+        return None if token is None else (("authorization", f"Bearer {token}"),)
 
     def stop(self, timeout=STOP_TIMEOUT_S, after_signal=None):
         """SIGTERM, wait, and require exit code 0. after_signal() runs right
@@ -327,6 +362,9 @@ class Server:
             m = _METRICS_LISTEN_RE.search(line)
             if m and not self.metrics_port:
                 self.metrics_port = int(m.group(2))
+            m = _ADMIN_LISTEN_RE.search(line)
+            if m and not self.admin_port:
+                self.admin_port = int(m.group(2))
 
     def log(self):
         with self._cond:
@@ -343,6 +381,10 @@ class Server:
     @property
     def address(self):
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def admin_address(self):
+        return f"127.0.0.1:{self.admin_port}"
 
     def health_check(self, service):
         return self.health.Check(health_pb2.HealthCheckRequest(service=service)).status
@@ -368,6 +410,8 @@ class Server:
     def cli(self, *args, json_output=True, timeout=CLI_TIMEOUT_S):
         """Runs bertserve-cli against this server; returns the CompletedProcess."""
         cmd = [require_env("BERTSERVE_CLI"), "--server", self.address]
+        if self.token_file:
+            cmd += ["--token-file", self.token_file]
         if json_output:
             cmd.append("--json")
         cmd += list(args)
@@ -421,10 +465,11 @@ class ServerTestCase(unittest.TestCase):
         self.fail(f"expected {[c.name for c in codes]}, the call succeeded")
 
 
-def start_server(test_class, repository=None, load=None, extra_args=()):
+def start_server(test_class, repository=None, load=None, extra_args=(), **server_args):
     """Starts a server for a TestCase class (call from setUpClass); it is
-    stopped (SIGTERM, exit code 0 required) by the class cleanup."""
-    server = Server(repository or models_dir(), load=load, extra_args=extra_args)
+    stopped (SIGTERM, exit code 0 required) by the class cleanup.
+    server_args go to Server (management_token, admin)."""
+    server = Server(repository or models_dir(), load=load, extra_args=extra_args, **server_args)
     test_class.addClassCleanup(server.kill)
     server.start()
     test_class.server = server

@@ -110,7 +110,7 @@ class CliAgainstReadyServerTest(CliTestCase):
     def test_timeout_after_a_nested_subcommand_is_the_deadline(self):
         # `plain` is not loaded at startup; a millisecond is too short to load it.
         proc = run_cli("models", "load", "plain", "--server", self.server.address,
-                       "--timeout", "0.001")
+                       "--timeout", "0.001", "--token-file", self.server.token_file)
         self.assertExit(proc, 1, "a deadline too short for a load")
         self.assertIn("DEADLINE_EXCEEDED", proc.stderr)
 

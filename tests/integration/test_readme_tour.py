@@ -21,8 +21,8 @@ ports instead of 50051 and 9400, so the test changes only what a user would
 change to point the tour at another server:
 
   - BERTSERVE_SERVER is set to the server's address (the CLI's default server);
-  - 127.0.0.1:50051 and 127.0.0.1:9400 in the blocks become the server's gRPC
-    and metrics addresses;
+  - 127.0.0.1:50051, 127.0.0.1:50052 and 127.0.0.1:9400 in the blocks become
+    the server's gRPC, admin and metrics addresses;
   - build/client/bertserve-cli becomes BERTSERVE_CLI (the build may live
     elsewhere);
   - TMPDIR is a temporary directory of the test, so `mktemp -d` stays in it;
@@ -56,6 +56,7 @@ TOUR_TIMEOUT_S = 240.0  # below the CTest TIMEOUT, so a hanging step is named
 DEMO_CLI_PATH = "build/client/bertserve-cli"
 DEMO_GRPC_ADDRESS = "127.0.0.1:50051"
 DEMO_METRICS_ADDRESS = "127.0.0.1:9400"
+DEMO_ADMIN_ADDRESS = "127.0.0.1:50052"
 
 
 def readme_path():
@@ -142,6 +143,7 @@ def tour_steps(text, with_grpcurl):
 
 def substitute(code, server):
     code = code.replace(DEMO_GRPC_ADDRESS, server.address)
+    code = code.replace(DEMO_ADMIN_ADDRESS, server.admin_address)
     return code.replace(DEMO_METRICS_ADDRESS, f"127.0.0.1:{server.metrics_port}")
 
 
@@ -161,7 +163,10 @@ class ReadmeTourTest(harness.ServerTestCase):
         if proc.returncode != 0:
             raise AssertionError(f"scripts/make-demo-repo.sh failed ({proc.returncode}):\n"
                                  f"{proc.stdout}{proc.stderr}")
-        harness.start_server(cls, repository=os.path.join(demo, "models"))
+        # As scripts/demo.sh runs it: management on the loopback admin
+        # listener only (no token file), reflection on.
+        harness.start_server(cls, repository=os.path.join(demo, "models"),
+                             management_token=False, admin=True, extra_args=["--reflection"])
         cls.server.wait_ready()
 
     @classmethod
@@ -226,7 +231,7 @@ class ReadmeTourTest(harness.ServerTestCase):
             left = re.findall(r"\b(?:127\.0\.0\.1|localhost):\d+", substitute(step.code,
                                                                               self.server))
             for address in left:
-                self.assertIn(address, (self.server.address,
+                self.assertIn(address, (self.server.address, self.server.admin_address,
                                         f"127.0.0.1:{self.server.metrics_port}"),
                               f"the tour names {address}, which this test cannot point at "
                               f"its server:\n{step.code}")

@@ -34,19 +34,45 @@ TEST(LoggingTest, JsonLinesAreOneParsableObjectEach) {
   EXPECT_EQ(count, 1);
 }
 
-TEST(LoggingTest, JsonLinesCarryKeyValueTokensAsFields) {
+TEST(LoggingTest, JsonLinesCarryGivenFieldsNeverOnesParsedFromTheMessage) {
   ASSERT_TRUE(Configure("json", "info").ok());
   ::testing::internal::CaptureStderr();
-  spdlog::info("placement evict of m: 42 bytes (model=m, kind=evict, bytes=42, model=other, "
-               "level=x, =skipped, empty=)");
+  // A message quoting someone else's text (a model's last error) that looks
+  // like fields must not produce or shadow any.
+  Log(spdlog::level::warn, "model m failed: bad (model=other, bytes=1)",
+      {{"model", "m"}, {"bytes", int64_t{42}}, {"seconds", 0.25}, {"level", "x"},
+       {"peer", "ipv4:127.0.0.1:5"}});
   spdlog::default_logger()->flush();
   nlohmann::json j = nlohmann::json::parse(::testing::internal::GetCapturedStderr());
-  EXPECT_EQ(j["model"], "m");  // the first of a key wins
-  EXPECT_EQ(j["kind"], "evict");
-  EXPECT_EQ(j["bytes"], "42");
-  EXPECT_EQ(j["level"], "info");  // never overwritten by a token
-  EXPECT_FALSE(j.contains("empty"));
-  EXPECT_EQ(j.size(), 6u);  // time, level, message, model, kind, bytes
+  EXPECT_EQ(j["model"], "m");
+  EXPECT_EQ(j["bytes"], 42);  // a JSON number
+  EXPECT_DOUBLE_EQ(j["seconds"].get<double>(), 0.25);
+  EXPECT_EQ(j["level"], "warning");  // never overwritten by a field
+  EXPECT_EQ(j["field_level"], "x");
+  EXPECT_EQ(j["peer"], "ipv4:127.0.0.1:5");
+  EXPECT_EQ(j["message"], "model m failed: bad (model=other, bytes=1)");
+  EXPECT_EQ(j.size(), 8u);
+}
+
+TEST(LoggingTest, PlainSpdlogCallsCarryNoFields) {
+  ASSERT_TRUE(Configure("json", "info").ok());
+  ::testing::internal::CaptureStderr();
+  spdlog::info("placement of m (model=m, bytes=42)");
+  spdlog::default_logger()->flush();
+  nlohmann::json j = nlohmann::json::parse(::testing::internal::GetCapturedStderr());
+  EXPECT_FALSE(j.contains("model"));
+  EXPECT_EQ(j.size(), 3u);  // time, level, message
+}
+
+TEST(LoggingTest, TextFormatAppendsFieldsQuotingWhereNeeded) {
+  ASSERT_TRUE(Configure("text", "info").ok());
+  ::testing::internal::CaptureStderr();
+  Log(spdlog::level::info, "audit", {{"model", "m"}, {"outcome", "bad \"x\", y"}, {"n", 3}});
+  Log(spdlog::level::debug, "below the level", {{"model", "m"}});
+  spdlog::default_logger()->flush();
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(out, HasSubstr("[info] audit (model=m, outcome=\"bad \\\"x\\\", y\", n=3)"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("below the level")));
 }
 
 TEST(LoggingTest, TextFormatAndLevels) {
