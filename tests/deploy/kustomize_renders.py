@@ -19,6 +19,8 @@ import yaml
 ROOT = os.environ.get("BERTSERVE_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 K8S = os.path.join(ROOT, "deploy", "k8s")
+# libyaml's loader when there is one: the tests parse every render many times.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _dirs(parent):
@@ -27,6 +29,13 @@ def _dirs(parent):
 
 OVERLAYS = _dirs(os.path.join(K8S, "overlays"))
 COMPONENTS = _dirs(os.path.join(K8S, "components"))
+
+# Secrets that the manifests reference but never carry (users create them, as
+# the comment of the component that mounts each says): {name: component}.
+USER_SECRETS = {
+    "bertserve-management-token": "management-token",
+    "bertserve-tls": "tls",
+}
 
 
 def combinations():
@@ -62,7 +71,7 @@ def render_text(overlay, components=()):
 def render(overlay, components=()):
     """{(kind, name): object} of one combination (a fresh copy each call)."""
     objects = {}
-    for obj in yaml.safe_load_all(render_text(overlay, tuple(components))):
+    for obj in yaml.load_all(render_text(overlay, tuple(components)), Loader=_LOADER):
         key = (obj["kind"], obj["metadata"]["name"])
         assert key not in objects, f"{name(overlay, components)}: two {key}"
         objects[key] = obj
@@ -76,9 +85,56 @@ def _kustomize(directory):
     return proc.stdout
 
 
+def pod_spec(objects):
+    return objects[("Deployment", "bertserve")]["spec"]["template"]["spec"]
+
+
 def server_container(objects):
-    spec = objects[("Deployment", "bertserve")]["spec"]["template"]["spec"]
-    return next(c for c in spec["containers"] if c["name"] == "bertserve")
+    return next(c for c in pod_spec(objects)["containers"] if c["name"] == "bertserve")
+
+
+def container_port(container, port):
+    """The containerPort that a probe's or NetworkPolicy's port (a name or a
+    number) means in this container; None when it names none."""
+    for p in container.get("ports", []):
+        if port in (p.get("name"), p["containerPort"]):
+            return p["containerPort"]
+    return None
+
+
+def volume_sources(volume):
+    """[(kind, name, items)] of the Secrets and ConfigMaps a pod volume reads
+    (a projected volume may read several); items is None for every key."""
+    sources = []
+    if "secret" in volume:
+        sources.append(("Secret", volume["secret"]["secretName"], volume["secret"].get("items")))
+    if "configMap" in volume:
+        sources.append(("ConfigMap", volume["configMap"]["name"], volume["configMap"].get("items")))
+    for source in volume.get("projected", {}).get("sources", []):
+        for kind, key in (("Secret", "secret"), ("ConfigMap", "configMap")):
+            if key in source:
+                sources.append((kind, source[key]["name"], source[key].get("items")))
+    return sources
+
+
+def config_references(pod):
+    """{(kind, name)} of every Secret and ConfigMap a pod spec reads: volumes,
+    env valueFrom and envFrom of every container, image pull secrets."""
+    refs = {(kind, name) for v in pod.get("volumes", []) for kind, name, _ in volume_sources(v)}
+    for c in pod.get("initContainers", []) + pod.get("containers", []):
+        for var in c.get("env", []):
+            source = var.get("valueFrom", {})
+            if "secretKeyRef" in source:
+                refs.add(("Secret", source["secretKeyRef"]["name"]))
+            if "configMapKeyRef" in source:
+                refs.add(("ConfigMap", source["configMapKeyRef"]["name"]))
+        for source in c.get("envFrom", []):
+            if "secretRef" in source:
+                refs.add(("Secret", source["secretRef"]["name"]))
+            if "configMapRef" in source:
+                refs.add(("ConfigMap", source["configMapRef"]["name"]))
+    refs |= {("Secret", s["name"]) for s in pod.get("imagePullSecrets", [])}
+    return refs
 
 
 def byte_size(quantity):

@@ -2,17 +2,26 @@
 set of components: every flag they pass is one `bertserve --help` documents
 (with $(VAR) references expanded as the kubelet does), every port they name is
 one the server really listens on with the ConfigMap's config and the cpu
-overlay's arguments, the probes ask health services the server really
-answers, the threads are the ones the server reports, and the drain and
-memory settings fit. (test_kustomize.py checks the layout itself.)"""
+overlay's arguments, the probes ask health services (gRPC) or endpoints
+(HTTP, with the tls component) the server really answers, the threads are the
+ones the server reports, and the drain and memory settings fit. The
+components that add arguments (management-token, tls) run for real too, with
+their Secrets' files from a test CA laid out as the kubelet lays them out.
+(test_kustomize.py checks the layout itself.)"""
 
 import math
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
+import urllib.error
+import urllib.request
+
+import grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
@@ -33,6 +42,80 @@ def pbtxt_fields(text):
 
 def port_of(address):
     return int(address.rsplit(":", 1)[1])
+
+
+# The metrics port's HTTP endpoint that answers as each gRPC health service
+# does: the tls component's probes ask these instead.
+HTTP_HEALTH = {"": "/healthz", "readiness": "/readyz"}
+
+
+def http_status(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def wait_http_ok(port, path, timeout=harness.READY_TIMEOUT_S):
+    """Polls an HTTP endpoint, as the kubelet's probe does, until 200."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        try:
+            status = http_status(port, path)
+        except OSError as e:
+            status = e
+        if status == 200:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{path} answered {status}, not 200, for {timeout:.0f}s")
+
+
+def make_pki(directory):
+    """A test CA, a server certificate for localhost and 127.0.0.1 and a
+    client certificate, both signed by the CA: {file name: PEM text}."""
+    def openssl(*args):
+        proc = subprocess.run(["openssl", *args], cwd=directory, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=bertserve test CA")
+    extensions = {
+        "server": "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        "client": "extendedKeyUsage=clientAuth\n",
+    }
+    for name, ext in extensions.items():
+        with open(os.path.join(directory, f"{name}.ext"), "w") as f:
+            f.write(ext)
+        openssl("req", "-new", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN=bertserve test {name}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+    pki = {}
+    for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key"):
+        with open(os.path.join(directory, name)) as f:
+            pki[name] = f.read()
+    return pki
+
+
+def kubelet_volume(directory, files, mode):
+    """Writes {path: text} as the kubelet lays out a Secret or ConfigMap
+    volume: the files in a timestamped directory, `..data` a symlink to it,
+    and each file a symlink through `..data` (an update makes a new directory
+    and swaps `..data`). The server reads every such file through symlinks."""
+    stamp = "..2025_01_01_00_00_00.000000001"
+    os.makedirs(os.path.join(directory, stamp))
+    for path, text in files.items():
+        target = os.path.join(directory, stamp, path)
+        with open(target, "w") as f:
+            f.write(text)
+        os.chmod(target, mode)
+    os.symlink(stamp, os.path.join(directory, "..data"))
+    for path in files:
+        os.symlink(os.path.join("..data", path), os.path.join(directory, path))
 
 
 class ManifestsTest(unittest.TestCase):
@@ -65,17 +148,30 @@ class ManifestsTest(unittest.TestCase):
                 flag = arg.split("=", 1)[0]
                 self.assertIn(flag, self.flags, f"{combination}: {arg} is not in bertserve --help")
 
+    def arg_components(self):
+        """The components that change the server container's arguments."""
+        base = kr.server_container(self.rendered["cpu"])["args"]
+        return tuple(c for c in kr.COMPONENTS
+                     if kr.server_container(self.rendered[kr.name("cpu", (c,))])["args"] != base)
+
     def test_config_ports_match_container_ports_and_probes(self):
-        for overlay in self.rendered:
-            _, _, container, config, ports = self.parts(overlay)
-            self.assertEqual(ports["grpc"], port_of(config["listen"]), overlay)
-            self.assertEqual(ports["metrics"], port_of(config["metrics_listen"]), overlay)
-            live = container["livenessProbe"]["grpc"]
-            self.assertEqual(live["port"], ports["grpc"])
-            self.assertEqual(live.get("service", ""), harness_liveness())
-            for probe in ("readinessProbe", "startupProbe"):
-                self.assertEqual(container[probe]["grpc"]["port"], ports["grpc"])
-                self.assertEqual(container[probe]["grpc"]["service"], harness_readiness())
+        for combination in self.rendered:
+            _, _, container, config, ports = self.parts(combination)
+            self.assertEqual(ports["grpc"], port_of(config["listen"]), combination)
+            self.assertEqual(ports["metrics"], port_of(config["metrics_listen"]), combination)
+            for probe, service in (("livenessProbe", harness_liveness()),
+                                   ("readinessProbe", harness_readiness()),
+                                   ("startupProbe", harness_readiness())):
+                where = f"{combination}: {probe}"
+                handler = container[probe]
+                if "grpc" in handler:
+                    self.assertEqual(handler["grpc"]["port"], ports["grpc"], where)
+                    self.assertEqual(handler["grpc"].get("service", ""), service, where)
+                else:
+                    http = handler["httpGet"]
+                    self.assertEqual(kr.container_port(container, http["port"]), ports["metrics"],
+                                     where)
+                    self.assertEqual(http["path"], HTTP_HEALTH[service], where)
 
     def test_services_and_monitor_point_at_real_ports(self):
         monitors = 0
@@ -143,15 +239,21 @@ class ManifestsTest(unittest.TestCase):
     def test_server_listens_where_the_manifests_say(self):
         """The cpu overlay's args (env references expanded) and ConfigMap, run
         for real (the model repository path swapped for the test models). The
-        components change neither, so this run stands for every cpu
-        combination."""
+        components change neither but for the arguments of management-token
+        and tls (run in test_secret_components_run), so this run and that
+        one stand for every cpu combination."""
         _, _, container, config, ports = self.parts("cpu")
+        arg_components = self.arg_components()
+        self.assertEqual(set(arg_components), {"management-token", "tls"})
         for combination in self.rendered:
-            if combination.split("+")[0] != "cpu":
+            overlay, *components = combination.split("+")
+            if overlay != "cpu":
                 continue
             _, _, other, other_config, _ = self.parts(combination)
+            _, _, same, _, _ = self.parts(
+                kr.name("cpu", tuple(c for c in arg_components if c in components)))
             self.assertEqual((other["args"], other.get("env"), other_config),
-                             (container["args"], container.get("env"), config), combination)
+                             (same["args"], container.get("env"), config), combination)
         cpus = math.ceil(kr.cpu_cores(container["resources"]["requests"]["cpu"]))
         with tempfile.TemporaryDirectory() as tmp:
             config_path = os.path.join(tmp, "bertserve.pbtxt")
@@ -171,8 +273,97 @@ class ManifestsTest(unittest.TestCase):
                 self.assertEqual(server.health_check(harness_readiness()), 1)
                 body = harness.scrape_metrics(ports["metrics"])
                 self.assertIn("bertserve_ready 1", body)
+                for path in HTTP_HEALTH.values():
+                    self.assertEqual(http_status(ports["metrics"], path), 200, path)
                 # The pod's CPU request, not this machine's cores.
                 self.assertIn(f"{cpus} worker threads, {cpus} intra-op threads", server.log())
+            finally:
+                server.stop()
+
+    def test_secret_components_run(self):
+        """The cpu overlay with the components that add arguments
+        (management-token and tls), run for real: every ConfigMap and Secret
+        volume of the server container is laid out as the kubelet does
+        (symlinks through ..data, the volume's mode), the Secrets holding a
+        fresh token and the certificates of a test CA, and the arguments
+        point into those directories. Then the HTTP probes the tls component
+        uses turn 200, gRPC answers over mutual TLS with a client certificate
+        of the CA but not without one nor in plaintext, and Models.Load is
+        refused without the Secret's token and served with it."""
+        combination = kr.name("cpu", self.arg_components())
+        objects, _, container, _, ports = self.parts(combination)
+        volumes = {v["name"]: v for v in kr.pod_spec(objects)["volumes"]}
+        with tempfile.TemporaryDirectory() as tmp:
+            pki = make_pki(tmp)
+            token = secrets.token_hex(32)  # as `openssl rand -hex 32`, no newline
+            user_secrets = {
+                "bertserve-management-token": {"token": token},
+                "bertserve-tls": {"tls.crt": pki["server.crt"], "tls.key": pki["server.key"],
+                                  "ca.crt": pki["ca.crt"]},
+            }
+            self.assertEqual(set(user_secrets), set(kr.USER_SECRETS))
+            args = self.args(container)
+            for mount in container["volumeMounts"]:
+                volume = volumes[mount["name"]]
+                sources = kr.volume_sources(volume)
+                if not sources:
+                    continue
+                files = {}
+                for kind, name, items in sources:
+                    data = (objects[(kind, name)]["data"] if (kind, name) in objects
+                            else user_secrets[name])
+                    for item in items or [{"key": k, "path": k} for k in data]:
+                        files[item["path"]] = data[item["key"]]
+                source = next(volume[k] for k in ("secret", "configMap", "projected")
+                              if k in volume)
+                local = os.path.join(tmp, "volumes", mount["name"])
+                kubelet_volume(local, files, source.get("defaultMode", 0o644))
+                prefix = mount["mountPath"].rstrip("/") + "/"
+                args = [a.replace("=" + prefix, "=" + local + "/", 1) for a in args]
+                self.assertFalse([a for a in args if "=" + prefix in a], combination)
+            server = ManifestServer(args + ["--model-repository", harness.models_dir(),
+                                            "--load", "tt-tuple"])
+            server.start()
+            try:
+                self.assertEqual(server.grpc_port, ports["grpc"])
+                self.assertEqual(server.metrics_port, ports["metrics"])
+                # The kubelet's probes, as the tls component asks them.
+                for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                    http = container[probe]["httpGet"]
+                    wait_http_ok(kr.container_port(container, http["port"]), http["path"])
+
+                target = f"127.0.0.1:{ports['grpc']}"
+                options = [("grpc.ssl_target_name_override", "localhost")]
+                mutual = grpc.ssl_channel_credentials(
+                    root_certificates=pki["ca.crt"].encode(),
+                    private_key=pki["client.key"].encode(),
+                    certificate_chain=pki["client.crt"].encode())
+                with grpc.secure_channel(target, mutual, options) as channel:
+                    health = harness.Stub(
+                        channel, harness.health_pb2.DESCRIPTOR.services_by_name["Health"])
+                    models = harness.Stub(
+                        channel, harness.models_pb2.DESCRIPTOR.services_by_name["Models"])
+                    request = harness.health_pb2.HealthCheckRequest(service=harness_readiness())
+                    self.assertEqual(health.Check(request).status, harness.SERVING)
+                    load = harness.models_pb2.LoadModelRequest(name="tt-tuple")
+                    with self.assertRaises(grpc.RpcError) as refused:
+                        models.Load(load)
+                    self.assertEqual(refused.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+                    status = models.Load(load, metadata=[("authorization", f"Bearer {token}")])
+                    self.assertEqual(harness.state_name(status.state), "READY")
+
+                request = harness.health_pb2.HealthCheckRequest(service="")
+                server_only = grpc.ssl_channel_credentials(root_certificates=pki["ca.crt"].encode())
+                with grpc.secure_channel(target, server_only, options) as channel:
+                    health = harness.Stub(
+                        channel, harness.health_pb2.DESCRIPTOR.services_by_name["Health"])
+                    with self.assertRaises(grpc.RpcError, msg="no client certificate"):
+                        health.Check(request, timeout=10)
+                with grpc.insecure_channel(target) as channel:
+                    health = harness.Stub(
+                        channel, harness.health_pb2.DESCRIPTOR.services_by_name["Health"])
+                    with self.assertRaises(grpc.RpcError, msg="plaintext"):
+                        health.Check(request, timeout=10)
             finally:
                 server.stop()
 

@@ -31,6 +31,8 @@ const models = {
     "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler.js", "HorizontalPodAutoscaler", true],
   "policy/v1/PodDisruptionBudget": ["kubernetes-models/policy/v1/PodDisruptionBudget.js",
     "PodDisruptionBudget", true],
+  "networking.k8s.io/v1/NetworkPolicy": ["kubernetes-models/networking.k8s.io/v1/NetworkPolicy.js",
+    "NetworkPolicy", true],
   "monitoring.coreos.com/v1/ServiceMonitor": [
     "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor.js",
     "ServiceMonitor", false],
