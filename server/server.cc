@@ -255,6 +255,9 @@ class MetricsBatchObserver : public core::BatchObserver {
   void OnTokenized(const std::string& model, double seconds) override {
     metrics_->RecordTokenize(model, seconds);
   }
+  void OnModelWait(const std::string& model, double seconds) override {
+    metrics_->RecordModelWait(model, seconds);
+  }
 
  private:
   metrics::ServerMetrics* const metrics_;

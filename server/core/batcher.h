@@ -65,6 +65,11 @@ class BatchObserver {
   virtual void OnExpired(const std::string& model) = 0;
   // A request's inputs were tokenized in `seconds` (reported by the Classifier).
   virtual void OnTokenized(const std::string& model, double seconds) = 0;
+  // A request waited `seconds` for its model to be placed (loaded, swapped
+  // in, or its turn on a device it shares with models that do not fit
+  // beside it) before it could queue (reported by the Classifier; only for
+  // requests that waited).
+  virtual void OnModelWait(const std::string& model, double seconds) {}
 };
 
 struct BatcherOptions {

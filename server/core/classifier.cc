@@ -54,9 +54,13 @@ void Classifier::WithModel(const std::string& name, absl::Time deadline,
   // The model must be placed first. Nothing waits on a thread for it: the
   // placement (or the deadline) calls back, and the work goes on on the pool,
   // not on the placement worker that finished the placement.
+  const absl::Time waiting_since = absl::Now();
   registry_->AcquireAsync(name, deadline,
-                          [this, then, fail](absl::StatusOr<ModelHandle> placed) {
+                          [this, name, waiting_since, then, fail](absl::StatusOr<ModelHandle> placed) {
                             if (!placed.ok()) return fail(placed.status());
+                            if (observer_ != nullptr) {
+                              observer_->OnModelWait(name, Seconds(absl::Now() - waiting_since));
+                            }
                             auto run = [then, handle = *std::move(placed)] { then(handle); };
                             if (pool_ != nullptr) return pool_->Submit(std::move(run));
                             run();

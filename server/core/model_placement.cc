@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -280,6 +281,23 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
         ") even with every other model evicted"));
   }
   const absl::Time hold_deadline = absl::Now() + options_.hold_wait;
+  // Turns: a model that only requests' holds keep on the device gets no new
+  // holds while this placement waits for it (Entry::closing), so the
+  // requests it already took finish and it can go; requests arriving for it
+  // meanwhile wait for its next turn, queued behind this placement. Without
+  // this, two models that cannot share the device keep each other out: each
+  // new request renews the other's holds (starving this placement until
+  // hold_wait) or takes a model back before its waiters got it. Whatever
+  // this placement closed and did not evict opens again when it returns.
+  std::vector<std::string> closed;
+  auto reopen = [this, &closed] {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& other : closed) models_[other].closing = false;
+  };
+  struct Reopen {
+    std::function<void()> fn;
+    ~Reopen() { fn(); }
+  } reopen_at_exit{reopen};
   while (true) {
     std::string victim;
     int64_t cost_with = 0, held = 0;
@@ -318,6 +336,13 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
       const int64_t increment = cost_with - budget_.ResidentCost();
       if (cost_with <= budget && increment <= physically_free) return absl::OkStatus();
       if (victim.empty() && !held_names.empty() && absl::Now() < hold_deadline) {
+        for (const std::string& other : held_names) {
+          Entry& held_entry = models_[other];
+          if (!held_entry.closing) {
+            held_entry.closing = true;
+            closed.push_back(other);
+          }
+        }
         std::pair<ModelRegistry*, std::vector<std::string>*> waiting{this, &held_names};
         mu_.AwaitWithDeadline(
             absl::Condition(

@@ -192,7 +192,7 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
     return absl::NotFoundError(absl::StrCat("model \"", name, "\" is not in the repository"));
   }
   Entry& entry = it->second;
-  if (entry.info.state == ModelState::kReady && !entry.unloading) {
+  if (entry.info.state == ModelState::kReady && !entry.unloading && !entry.closing) {
     ++entry.info.in_use;
     entry.info.last_used = absl::Now();
     std::shared_ptr<LoadedModel> loaded = entry.loaded;
@@ -209,7 +209,9 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
                                                       entry.info.last_error,
                                                       " (Models.Load retries)"));
   }
-  return absl::UnavailableError(absl::StrCat("model \"", name, "\" is not ready"));
+  return absl::UnavailableError(absl::StrCat("model \"", name, "\" is not ready",
+                                             entry.closing ? " (its turn on the device is ending)"
+                                                           : ""));
 }
 
 // A call in progress that answers once: with its outcome, or with
@@ -282,10 +284,10 @@ void ModelRegistry::AcquireAsync(const std::string& name, absl::Time deadline,
         "model \"", name, "\" was not ready before the request deadline (it is ",
         info.ok() ? ModelStateName(info->state) : "unknown", ")"));
   });
-  AcquireAttempt(name, 0, std::move(pending));
+  AcquireAttempt(name, std::move(pending));
 }
 
-void ModelRegistry::AcquireAttempt(const std::string& name, int attempt,
+void ModelRegistry::AcquireAttempt(const std::string& name,
                                    std::shared_ptr<PendingHandle> pending) {
   if (pending->done()) return;  // the deadline answered it
   absl::StatusOr<ModelHandle> handle = TryAcquire(name);
@@ -293,21 +295,25 @@ void ModelRegistry::AcquireAttempt(const std::string& name, int attempt,
     pending->Finish(std::move(handle));
     return;
   }
-  // A model evicted between its placement and our hold is placed again; the
-  // bound only stops a pathological thrash from spinning forever.
-  if (attempt >= 8) {
-    pending->Finish(absl::UnavailableError(
-        absl::StrCat("model \"", name, "\" was evicted repeatedly while a request waited")));
-    return;
-  }
+  // Not READY, or its turn is ending: wait for its next placement. A model
+  // evicted for another between its placement and our hold (the two take
+  // turns) comes round again; only the deadline ends the wait. Each try
+  // waits for a placement job, so this never spins.
   PlaceAsync(name, /*urgent=*/true, /*attempts=*/kPlaceAttempts,
-             [this, name, attempt, pending](absl::Status placed) {
+             [this, name, pending](absl::Status placed) {
                if (!placed.ok()) {
                  pending->Finish(placed);
                  return;
                }
-               AcquireAttempt(name, attempt + 1, pending);
+               AcquireAttempt(name, pending);
              });
+}
+
+bool ModelRegistry::Servable(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  return it != models_.end() && it->second.info.state == ModelState::kReady &&
+         !it->second.unloading && !it->second.closing;
 }
 
 void ModelRegistry::Shutdown() {
@@ -320,7 +326,10 @@ void ModelRegistry::PlaceAsync(const std::string& name, bool urgent, int attempt
   if (shutting_down_.load()) return done(absl::UnavailableError("the server is shutting down"));
   absl::StatusOr<ModelInfo> info = Snapshot(name);
   if (!info.ok()) return done(info.status());
-  if (info->state == ModelState::kReady) return done(absl::OkStatus());
+  // READY but taking no new holds (its turn is ending, or an unload waits
+  // for its requests): a job queued now runs after the eviction or unload
+  // under way, and brings it back.
+  if (Servable(name)) return done(absl::OkStatus());
   auto place = [this, name, urgent, attempts, done] {
     SubmitPlace(name, urgent)->OnDone([this, name, urgent, attempts, done](absl::Status s) {
       // Aborted: no longer in host memory (the host budget dropped it, or an

@@ -156,15 +156,19 @@ class ModelRegistry {
   // A handle to the READY model, placing it first (urgently) if it is not.
   // DeadlineExceeded if that does not finish by `deadline` (the placement
   // itself still completes; nothing is left half-placed). FailedPrecondition
-  // for a FAILED model, with the reason.
+  // for a FAILED model, with the reason. Models that cannot share the device
+  // take turns (see MakeRoom): a request whose model is waiting for its turn
+  // waits for it, however often it comes round, until its deadline; it never
+  // fails because its model was evicted for another one meanwhile.
   absl::StatusOr<ModelHandle> Acquire(const std::string& name,
                                       absl::Time deadline = absl::InfiniteFuture())
       ABSL_LOCKS_EXCLUDED(mu_);
   // Acquire without blocking: `done` runs once, as for LoadAsync.
   void AcquireAsync(const std::string& name, absl::Time deadline, HandleCallback done)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Acquire without waiting: Unavailable when the model is not READY now
-  // (nothing is started then); the other errors as Acquire.
+  // Acquire without waiting: Unavailable when the model is not READY now, or
+  // its turn on the device is ending (nothing is started then); the other
+  // errors as Acquire.
   absl::StatusOr<ModelHandle> TryAcquire(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Moves every idle (no handle held), unpinned READY model except `keep`
@@ -200,6 +204,11 @@ class ModelRegistry {
     std::shared_ptr<LoadedModel> loaded;  // from HOST on; null when UNLOADED/FAILED
     bool budgeted = true;   // false: executes on the CPU, no device tier
     bool unloading = false;  // no new handles; an Unload waits for in_use == 0
+    // Its turn on the device is over: a placement waits for the requests
+    // that hold it to finish so that it can be evicted for another model.
+    // No new handles meanwhile; requests wait for its next turn (see
+    // MakeRoom).
+    bool closing = false;
     // Device free bytes when warm-up last had to lower the token limit; a
     // later placement measures again only if more is free now. -1: never.
     int64_t free_when_lowered = -1;
@@ -215,6 +224,8 @@ class ModelRegistry {
   absl::Status EnsureKnown(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<ModelInfo> Snapshot(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   void Release(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // READY and giving out handles (not unloading, turn not ending).
+  bool Servable(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   std::shared_ptr<const PlacementQueue::Job> SubmitPlace(const std::string& name, bool urgent);
   // Reads the model from disk if it is not in host memory, then places it;
   // `done` gets the outcome. A model dropped from the host tier between the
@@ -231,8 +242,8 @@ class ModelRegistry {
   void UnloadAttempt(const std::string& name, int attempts,
                      std::shared_ptr<Pending<absl::StatusOr<ModelInfo>>> pending)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void AcquireAttempt(const std::string& name, int attempt,
-                      std::shared_ptr<PendingHandle> pending) ABSL_LOCKS_EXCLUDED(mu_);
+  void AcquireAttempt(const std::string& name, std::shared_ptr<PendingHandle> pending)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Placement work (model_placement.cc); run only on the placement worker.
   absl::Status DoPlace(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);

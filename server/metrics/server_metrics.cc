@@ -90,6 +90,11 @@ ServerMetrics::ServerMetrics()
       queue_depth_(Gauge("bertserve_queue_depth", "Inputs waiting in the model's batch queue.")),
       queue_duration_(Histogram("bertserve_queue_duration_seconds",
                                 "Time an input waited in its batch queue.")),
+      model_wait_duration_(Histogram("bertserve_model_wait_seconds",
+                                     "Seconds a request waited for its model to be placed (a "
+                                     "load, a swap-in, or its turn on a device shared with "
+                                     "models that do not fit beside it) before it queued; "
+                                     "only requests that waited.")),
       compute_duration_(Histogram("bertserve_compute_duration_seconds",
                                   "Time per executed forward pass.")),
       tokenize_duration_(Histogram("bertserve_tokenize_duration_seconds",
@@ -154,6 +159,10 @@ void ServerMetrics::RecordBatch(const std::string& model, int rows, int64_t padd
 
 void ServerMetrics::RecordQueueWait(const std::string& model, double seconds) {
   queue_duration_.Add({{"model", model}}, LatencyBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::RecordModelWait(const std::string& model, double seconds) {
+  model_wait_duration_.Add({{"model", model}}, LatencyBuckets()).Observe(seconds);
 }
 
 void ServerMetrics::RecordTokenize(const std::string& model, double seconds) {

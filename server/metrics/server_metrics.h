@@ -67,6 +67,9 @@ class ServerMetrics {
   void RecordBatch(const std::string& model, int rows, int64_t padded_tokens,
                    int64_t real_tokens, double seconds);
   void RecordQueueWait(const std::string& model, double seconds);
+  // A request waited `seconds` for its model's placement (its turn on the
+  // device) before queueing.
+  void RecordModelWait(const std::string& model, double seconds);
   void RecordTokenize(const std::string& model, double seconds);
   void RecordOom(const std::string& model);
   void RecordSplit(const std::string& model);
@@ -122,6 +125,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& padding_ratio_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
   prometheus::Family<prometheus::Histogram>& queue_duration_;
+  prometheus::Family<prometheus::Histogram>& model_wait_duration_;
   prometheus::Family<prometheus::Histogram>& compute_duration_;
   prometheus::Family<prometheus::Histogram>& tokenize_duration_;
   prometheus::Family<prometheus::Gauge>& allocator_fragmentation_;

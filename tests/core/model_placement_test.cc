@@ -4,6 +4,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/model_registry.h"
@@ -201,6 +203,64 @@ TEST_F(PlacementTest, HeldModelIsNeverEvicted) {
   release.Notify();
   batch.join();
   held->reset();
+}
+
+// Two models that cannot share the device take turns: a placement that needs
+// the room a held model takes ends that model's turn (no new holds; the held
+// requests finish), and a request arriving for it meanwhile waits for its
+// next turn instead of renewing it or failing.
+TEST_F(PlacementTest, HeldModelsTurnEndsAndItsNewRequestsWaitForTheNextTurn) {
+  // Alone each fits (500 + its reserve estimated as 500 until measured);
+  // together they do not (500 + 500 + the measured reserve of 16).
+  AddModel("a", 500);
+  AddModel("b", 500);
+  Make();
+  Use("b");  // measure b's reserve
+  Use("a");  // b evicted, a resident
+  absl::StatusOr<ModelHandle> a_held = registry_->Acquire("a");
+  ASSERT_TRUE(a_held.ok());
+
+  absl::Notification b_placed;
+  absl::StatusOr<ModelHandle> b_held = absl::UnknownError("not called");
+  registry_->AcquireAsync("b", absl::InfiniteFuture(), [&](absl::StatusOr<ModelHandle> h) {
+    b_held = std::move(h);
+    b_placed.Notify();
+  });
+  // The placement of b now waits for a's hold, and a takes no new ones.
+  // Polled: the placement worker reaches that point on its own thread.
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (true) {
+    ASSERT_LT(absl::Now(), give_up) << "a kept taking new holds while b waited for the device";
+    absl::StatusOr<ModelHandle> probe = registry_->TryAcquire("a");
+    if (!probe.ok()) {
+      EXPECT_EQ(probe.status().code(), absl::StatusCode::kUnavailable);
+      EXPECT_THAT(std::string(probe.status().message()), HasSubstr("turn"));
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  absl::Notification a_again;
+  absl::StatusOr<ModelHandle> a_next = absl::UnknownError("not called");
+  registry_->AcquireAsync("a", absl::InfiniteFuture(), [&](absl::StatusOr<ModelHandle> h) {
+    a_next = std::move(h);
+    a_again.Notify();
+  });
+  EXPECT_FALSE(b_placed.HasBeenNotified());
+  EXPECT_EQ(registry_->Get("a")->state, ModelState::kReady);
+
+  a_held->reset();  // a's last request finishes: its turn is over
+  b_placed.WaitForNotification();
+  ASSERT_TRUE(b_held.ok()) << b_held.status();
+  EXPECT_EQ(registry_->Get("a")->state, ModelState::kHost);
+  // a's request waits while b serves its own.
+  EXPECT_FALSE(a_again.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
+  b_held->reset();
+  a_again.WaitForNotification();
+  ASSERT_TRUE(a_next.ok()) << a_next.status();
+  EXPECT_EQ(registry_->Get("b")->state, ModelState::kHost);
+  a_next->reset();
+  EXPECT_EQ(Count("evict/a"), 1);
+  EXPECT_EQ(Count("evict/b"), 2);
 }
 
 TEST_F(PlacementTest, NothingEvictableMeansResourceExhausted) {
