@@ -370,6 +370,22 @@ class Server:
         with self._cond:
             return "\n".join(self._lines)
 
+    def wait_for_log(self, predicate, what, timeout=RPC_TIMEOUT_S):
+        """Waits until predicate(line) holds for a line of the log (which
+        reaches us through a pipe, after the server wrote it); returns the
+        lines that match."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [line for line in self._lines if predicate(line)]
+                if found:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof == 2:
+                    raise ServerError(f"no log line {what} within {timeout:.0f}s\n"
+                                      + self.log_tail())
+                self._cond.wait(left)
+
     def log_tail(self, lines=200):
         with self._cond:
             tail = self._lines[-lines:]

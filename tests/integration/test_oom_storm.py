@@ -135,6 +135,8 @@ class OomStormTest(harness.ServerTestCase):
             self.press(0)
         self.assertEqual(len(self.classify([long_text]).results), 1)
         # The failure is logged once, with its model, code and request id.
+        # (The log reaches the test through a pipe, after the answer.)
+        self.server.wait_for_log(lambda l: "request_id=too-long-1" in l, "for request too-long-1")
         lines = [l for l in self.server.log().splitlines() if "request_id=too-long-1" in l]
         self.assertEqual(len(lines), 1, lines)
         self.assertIn("code=RESOURCE_EXHAUSTED", lines[0])

@@ -65,7 +65,9 @@ class StuckReadTest(harness.ServerTestCase):
         # --startup-load-timeout it turns SERVING while `plain` still reads.
         server.wait_ready()
         get = lambda name: server.models.Get(models_pb2.GetModelRequest(name=name), timeout=10)
-        self.assertIn("still loading after --startup-load-timeout", server.log())
+        # Logged before readiness turns, but read through a pipe: wait for it.
+        server.wait_for_log(lambda l: "still loading after --startup-load-timeout" in l,
+                            "saying readiness stopped waiting")
         # Reads take turns, but one that stalls stops holding the others back
         # after a while: tt-tuple loads while plain's read is still stuck.
         deadline = time.monotonic() + 120

@@ -79,6 +79,18 @@ def secure_channel(address, ca, cert=None, key=None):
     return grpc.secure_channel(address, credentials)
 
 
+def audit_events(server, condition):
+    """The JSON audit events of the server's log for which condition(event)
+    holds, once there is one (the log arrives through a pipe, after the
+    answer the client already has)."""
+    def match(line):
+        if not line.startswith("{") or '"audit"' not in line:
+            return False
+        return condition(json.loads(line))
+    return [json.loads(line) for line in
+            server.wait_for_log(match, "with a matching audit event")]
+
+
 def access_denied(server, method, code):
     """bertserve_access_denied_total{method, code} (0 when absent)."""
     samples = harness.scraped_samples(server.metrics_port, "bertserve_access_denied_total")
@@ -189,10 +201,8 @@ class TlsTest(harness.ServerTestCase):
         metadata = (("authorization", f"Bearer {self.server.token}"),)
         models = harness.Stub(self.channel, models_pb2.DESCRIPTOR.services_by_name["Models"])
         models.Load(models_pb2.LoadModelRequest(name="tt-tuple"), metadata=metadata)
-        events = [json.loads(line) for line in self.server.log().splitlines()
-                  if line.startswith("{") and '"audit"' in line]
-        loads = [e for e in events if e.get("method") == "Models.Load" and e.get("code") == "OK"]
-        self.assertTrue(loads, f"no audit event for Models.Load in {events}")
+        loads = audit_events(self.server, lambda e: e.get("method") == "Models.Load" and
+                             e.get("code") == "OK")
         self.assertIn("CN=client-one", loads[-1]["client_subject"])
         self.assertEqual(loads[-1]["model"], "tt-tuple")
         self.assertRegex(loads[-1]["peer"], r"127\.0\.0\.1")
@@ -253,11 +263,9 @@ class ManagementAccessTest(harness.ServerTestCase):
         self.assertEqual(harness.state_name(status.state), "READY")
         self.assertEqual(access_denied(self.server, "Models.Unload", "PERMISSION_DENIED"),
                          before + 1)
-        events = [json.loads(line) for line in self.server.log().splitlines()
-                  if line.startswith("{") and '"audit"' in line]
-        self.assertTrue(any(e["method"] == "Models.Unload" and e["model"] == "plain" and
-                            e["code"] == "PERMISSION_DENIED" and e["listener"] == "grpc"
-                            for e in events), events)
+        audit_events(self.server, lambda e: e["method"] == "Models.Unload" and
+                     e["model"] == "plain" and e["code"] == "PERMISSION_DENIED" and
+                     e["listener"] == "grpc")
         # Inference and the read-only calls stay open.
         self.assertEqual(self.cli("models", "list").returncode, 0)
         self.assertEqual(self.cli("classify", "-m", "plain", "hi").returncode, 0)
