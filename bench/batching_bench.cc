@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   std::string model_dir;
   int clients = 32;
   int per_client = 20;
-  int delay_us = 2000;
+  int delay_us = 0;
   std::string spec = "cpu";
   int threads = core::UsableCores();
   core::BatcherOptions batching;

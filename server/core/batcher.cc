@@ -14,8 +14,6 @@ namespace {
 
 constexpr char kDeviceLostPayload[] = "type.bertserve.dev/device-lost";
 
-// max_queue_delay_us 0 means this.
-constexpr absl::Duration kDefaultQueueDelay = absl::Microseconds(2000);
 
 // Longest an executor waits for idle models to be evicted for one input.
 constexpr absl::Duration kEvictionWait = absl::Seconds(2);
@@ -105,7 +103,7 @@ struct Batcher::ModelQueue : GuardedByBatcher {
   int64_t max_limit ABSL_GUARDED_BY(mu) = 0;
   int64_t proven ABSL_GUARDED_BY(mu) = 0;  // what the model's placement proved
   int successes ABSL_GUARDED_BY(mu) = 0;   // forwards in a row without OOM
-  absl::Duration delay ABSL_GUARDED_BY(mu) = kDefaultQueueDelay;
+  absl::Duration delay ABSL_GUARDED_BY(mu) = absl::ZeroDuration();
   // Counts changes of `items`, so that depth reports keep their order.
   int64_t depth_version ABSL_GUARDED_BY(mu) = 0;
 };
@@ -271,8 +269,10 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   // The config (and the limit warm-up proved) of the newest placement rule.
   const v1::BatchLimits& batch = loaded.config.batch();
   queue.max_limit = batch.max_batch_tokens();
-  queue.delay = batch.max_queue_delay_us() > 0 ? absl::Microseconds(batch.max_queue_delay_us())
-                                               : kDefaultQueueDelay;
+  // Work-conserving by default (0): an idle executor runs whatever is
+  // queued now, and inputs that arrive during a forward form the next batch;
+  // a positive delay is an extra wait for fuller batches, asked for.
+  queue.delay = absl::Microseconds(std::max<int64_t>(0, batch.max_queue_delay_us()));
   // The ceiling is what warm-up proved (the configured limit, or less). A
   // placement that proved more, or on another device, starts the limit there:
   // the OOMs that lowered it happened under other conditions. One that proved

@@ -100,7 +100,6 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
   if (batch->max_queue_delay_us() < 0) {
     return FieldError(display_path, "batch.max_queue_delay_us", "must not be negative");
   }
-  if (batch->max_queue_delay_us() == 0) batch->set_max_queue_delay_us(kDefaultMaxQueueDelayUs);
   for (int i = 0; i < config.labels_size(); ++i) {
     if (config.labels(i).empty()) {
       return FieldError(display_path, absl::StrCat("labels[", i, "]"), "is empty");

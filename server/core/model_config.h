@@ -13,7 +13,6 @@ namespace bertserve::core {
 inline constexpr int32_t kDefaultMaxSequenceLength = 512;   // tokens
 inline constexpr int32_t kDefaultMaxClientBatchSize = 64;   // inputs
 inline constexpr int64_t kDefaultMaxBatchTokens = 8192;     // tokens
-inline constexpr int64_t kDefaultMaxQueueDelayUs = 2000;    // microseconds
 inline constexpr int32_t kMaxSequenceLengthLimit = 8192;    // tokens
 
 // Parses protobuf text format into a ModelConfig, fills defaults and checks

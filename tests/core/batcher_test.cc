@@ -32,10 +32,11 @@ struct Call {
 
 class BatcherTest : public ::testing::Test {
  protected:
-  void Make(BatcherOptions options = {}, int64_t capacity = kWeights + 64 + kWeights + 64) {
+  void Make(BatcherOptions options = {}, int64_t capacity = kWeights + 64 + kWeights + 64,
+            const std::string& config = kConfig) {
     device_ = std::make_unique<testing::FakeDevice>(capacity);
     loader_ = std::make_unique<testing::FakeLoader>(device_.get());
-    repo_.AddModel("m", kConfig);
+    repo_.AddModel("m", config);
     repo_.AddModel("idle", kConfig);
     loader_->SetNumLabels("m", kLabels);
     loader_->SetNumLabels("idle", kLabels);
@@ -103,6 +104,34 @@ class BatcherTest : public ::testing::Test {
   std::atomic<int> device_lost_calls_{0};
   std::unique_ptr<Batcher> batcher_;  // declared last: stops first
 };
+
+// The default max_queue_delay_us (0): an idle executor runs a lone input at
+// once, and inputs that arrive during a forward all go into the next one.
+TEST_F(BatcherTest, WorkConservingByDefault) {
+  Make({}, kWeights + 64 + kWeights + 64,
+       "max_sequence_length: 32 batch { max_client_batch_size: 64 max_batch_tokens: 64 }");
+  absl::Notification started, release;
+  Model().BlockNextForward(&started, &release);
+  const std::vector<EncodedInput> first = {Input(4)};
+  std::unique_ptr<Call> lone = Submit(first);
+  started.WaitForNotification();  // a lone input on an idle device runs now
+  const int forwards_before = Model().forwards();
+  std::vector<std::unique_ptr<Call>> later;
+  std::vector<std::vector<EncodedInput>> later_inputs;
+  for (int i = 0; i < 3; ++i) {
+    later_inputs.push_back({Input(4 + i, 7)});
+    later.push_back(Submit(later_inputs.back()));
+  }
+  release.Notify();
+  lone->answered.WaitForNotification();
+  ExpectRows(*lone, first);
+  for (size_t i = 0; i < later.size(); ++i) {
+    later[i]->answered.WaitForNotification();
+    ExpectRows(*later[i], later_inputs[i]);
+  }
+  // The three that came during the first forward shared the next one.
+  EXPECT_EQ(Model().forwards() - forwards_before, 1);
+}
 
 TEST_F(BatcherTest, ConcurrentRequestsShareForwardsAndKeepTheirOrder) {
   Make();

@@ -16,7 +16,7 @@ TEST(ModelConfigTest, EmptyConfigGetsDefaults) {
   EXPECT_EQ(c->max_sequence_length(), kDefaultMaxSequenceLength);
   EXPECT_EQ(c->batch().max_client_batch_size(), kDefaultMaxClientBatchSize);
   EXPECT_EQ(c->batch().max_batch_tokens(), kDefaultMaxBatchTokens);
-  EXPECT_EQ(c->batch().max_queue_delay_us(), kDefaultMaxQueueDelayUs);
+  EXPECT_EQ(c->batch().max_queue_delay_us(), 0);  // work-conserving: no wait
   EXPECT_EQ(c->model_file(), "model.pt");
 }
 
