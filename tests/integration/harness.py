@@ -481,6 +481,19 @@ class ServerTestCase(unittest.TestCase):
         self.fail(f"expected {[c.name for c in codes]}, the call succeeded")
 
 
+def make_demo_repo(directory):
+    """Runs scripts/make-demo-repo.sh into `directory` (the demo models, as
+    scripts/demo.sh serves them); returns the model repository inside it."""
+    proc = subprocess.run(
+        [os.path.join(SOURCE_DIR, "scripts", "make-demo-repo.sh"), directory],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHON=sys.executable), timeout=300)
+    if proc.returncode != 0:
+        raise AssertionError(f"scripts/make-demo-repo.sh failed ({proc.returncode}):\n"
+                             f"{proc.stdout}{proc.stderr}")
+    return os.path.join(directory, "models")
+
+
 def start_server(test_class, repository=None, load=None, extra_args=(), **server_args):
     """Starts a server for a TestCase class (call from setUpClass); it is
     stopped (SIGTERM, exit code 0 required) by the class cleanup.

@@ -19,8 +19,6 @@ BERTSERVE_CONTENTION_SECONDS (default 10) sets each phase's length.
 import collections
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -47,15 +45,7 @@ class ContentionTest(harness.ServerTestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="bertserve-contention-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        demo = os.path.join(cls.tmp, "demo")
-        proc = subprocess.run(
-            [os.path.join(harness.SOURCE_DIR, "scripts", "make-demo-repo.sh"), demo],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHON=sys.executable), timeout=300)
-        if proc.returncode != 0:
-            raise AssertionError(f"scripts/make-demo-repo.sh failed ({proc.returncode}):\n"
-                                 f"{proc.stdout}{proc.stderr}")
-        cls.repo = os.path.join(demo, "models")
+        cls.repo = harness.make_demo_repo(os.path.join(cls.tmp, "demo"))
         harness.start_server(cls, repository=cls.repo, load=[], extra_args=[
             "--device", "sim", "--simulated-device-memory", "256MiB",
             "--vram-budget", "165MB"])

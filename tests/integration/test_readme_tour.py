@@ -155,17 +155,10 @@ class ReadmeTourTest(harness.ServerTestCase):
             cls.readme = f.read()
         cls.tmp = tempfile.mkdtemp(prefix="bertserve-tour-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        demo = os.path.join(cls.tmp, "demo")
-        proc = subprocess.run(
-            [os.path.join(harness.SOURCE_DIR, "scripts", "make-demo-repo.sh"), demo],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHON=sys.executable), timeout=300)
-        if proc.returncode != 0:
-            raise AssertionError(f"scripts/make-demo-repo.sh failed ({proc.returncode}):\n"
-                                 f"{proc.stdout}{proc.stderr}")
+        repository = harness.make_demo_repo(os.path.join(cls.tmp, "demo"))
         # As scripts/demo.sh runs it: management on the loopback admin
         # listener only (no token file), reflection on.
-        harness.start_server(cls, repository=os.path.join(demo, "models"),
+        harness.start_server(cls, repository=repository,
                              management_token=False, admin=True, extra_args=["--reflection"])
         cls.server.wait_ready()
 
