@@ -69,12 +69,13 @@ class Client {
   int Health();
 
   v1::Inference::Stub& inference() { return *inference_; }
+  // Sets the deadline (--timeout) and, with a token, the authorization
+  // metadata of a call's context.
+  void Prepare(grpc::ClientContext* context) const;
   v1::Models::Stub& models() { return *models_; }
 
  private:
   Client(const Options& options, std::shared_ptr<grpc::Channel> channel, std::string token);
-  // Sets the deadline and, with a token, the authorization metadata.
-  void Prepare(grpc::ClientContext* context) const;
   static int PrintError(const grpc::Status& status);
 
   Options options_;

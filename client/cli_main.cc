@@ -16,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "client/cli_bench.h"
 #include "client/cli_client.h"
 #include "client/cli_output.h"
 
@@ -110,6 +111,28 @@ int main(int argc, char** argv) {
   CLI::App* unload = models->add_subcommand("unload", "Unload a model");
   unload->add_option("name", name, "Model name")->required();
 
+  cli::BenchOptions bench_options;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Load the server with Classify calls and report throughput and latency");
+  bench->add_option("-m,--model", bench_options.model, "Model name")->required();
+  bench->add_option("-c,--concurrency", bench_options.concurrency,
+                    "Closed loop: callers, each sending when its last call is answered")
+      ->capture_default_str();
+  bench->add_option("-r,--rate", bench_options.rate,
+                    "Open loop: requests per second at Poisson arrival times (instead of "
+                    "--concurrency)");
+  bench->add_option("-d,--duration", bench_options.duration_seconds,
+                    "Seconds of sending (calls in flight at the end are awaited)")
+      ->capture_default_str();
+  bench->add_option("--texts", bench_options.texts_per_request, "Texts per request")
+      ->capture_default_str();
+  bench->add_option("--min-words", bench_options.min_words, "Shortest text, in words")
+      ->capture_default_str();
+  bench->add_option("--max-words", bench_options.max_words, "Longest text, in words")
+      ->capture_default_str();
+  bench->add_option("--seed", bench_options.seed, "Seed of the texts and arrival times")
+      ->capture_default_str();
+
   CLI::App* health = app.add_subcommand(
       "health",
       "Check liveness (grpc.health.v1 service \"\") and readiness (service \"readiness\")");
@@ -200,5 +223,6 @@ int main(int argc, char** argv) {
         cli::FormatModel);
   }
   if (*health) return client.Health();
+  if (*bench) return cli::RunBench(client, bench_options, options.json);
   return cli::kExitUsage;
 }

@@ -146,6 +146,35 @@ class CliAgainstReadyServerTest(CliTestCase):
         self.assertEqual(proc.stdout, "")
 
 
+    def test_bench_closed_and_open_loop(self):
+        """The load generator works on a tiny run (figures are not judged:
+        they depend on the machine)."""
+        runs = {
+            "closed": ("bench", "-m", MODEL, "--duration", "1", "--concurrency", "3",
+                       "--texts", "2", "--max-words", "10"),
+            "open": ("bench", "-m", MODEL, "--duration", "1", "--rate", "40"),
+        }
+        for mode, args in runs.items():
+            with self.subTest(mode):
+                proc = run_cli(*args, "--json", "--server", self.server.address)
+                self.assertExit(proc, 0, f"bench {mode}")
+                doc = json.loads(proc.stdout)
+                self.assertEqual(doc["errors"], {})
+                self.assertGreater(doc["requests_answered"], 0)
+                self.assertEqual(doc["requests_answered"], doc["requests_sent"])
+                self.assertEqual(doc["sequences"],
+                                 doc["requests_answered"] * (2 if mode == "closed" else 1))
+                self.assertGreater(doc["tokens"], doc["sequences"])
+                for key in ("p50", "p90", "p99", "max"):
+                    self.assertGreater(doc["latency_ms"][key], 0)
+                self.assertGreater(doc["server_ms"]["compute"], 0)
+        # Errors are counted by code, and the exit code says so.
+        proc = run_cli("bench", "-m", "no-such-model", "--duration", "0.5", "--json",
+                       "--server", self.server.address)
+        self.assertExit(proc, 1, "bench of an unknown model")
+        self.assertGreater(json.loads(proc.stdout)["errors"]["NOT_FOUND"], 0)
+
+
 class CliUsageTest(CliTestCase):
     """No server needed: usage errors are found before any connection."""
 
