@@ -236,6 +236,20 @@ class ManifestsTest(unittest.TestCase):
             for flag in re.findall(r'"(--[a-z-]+)=', re.search(r"^CMD (.+)$", final, re.M).group(1)):
                 self.assertIn(flag, self.flags, name)
 
+    def start_on_manifest_ports(self, args, ports):
+        """Starts the test models under `args` (a manifest's arguments) and
+        checks it listens on the manifest's container ports."""
+        server = ManifestServer(args + ["--model-repository", harness.models_dir(),
+                                        "--load", "tt-tuple"])
+        server.start()
+        try:
+            self.assertEqual(server.grpc_port, ports["grpc"])
+            self.assertEqual(server.metrics_port, ports["metrics"])
+        except AssertionError:
+            server.kill()
+            raise
+        return server
+
     def test_server_listens_where_the_manifests_say(self):
         """The cpu overlay's args (env references expanded) and ConfigMap, run
         for real (the model repository path swapped for the test models). The
@@ -262,12 +276,8 @@ class ManifestsTest(unittest.TestCase):
                     "bertserve.pbtxt"])
             args = [a.replace("/etc/bertserve/bertserve.pbtxt", config_path)
                     for a in self.args(container)]
-            server = ManifestServer(args + ["--model-repository", harness.models_dir(),
-                                            "--load", "tt-tuple"])
-            server.start()
+            server = self.start_on_manifest_ports(args, ports)
             try:
-                self.assertEqual(server.grpc_port, ports["grpc"])
-                self.assertEqual(server.metrics_port, ports["metrics"])
                 server.wait_ready()
                 self.assertEqual(server.health_check(harness_liveness()), 1)  # SERVING
                 self.assertEqual(server.health_check(harness_readiness()), 1)
@@ -321,12 +331,8 @@ class ManifestsTest(unittest.TestCase):
                 prefix = mount["mountPath"].rstrip("/") + "/"
                 args = [a.replace("=" + prefix, "=" + local + "/", 1) for a in args]
                 self.assertFalse([a for a in args if "=" + prefix in a], combination)
-            server = ManifestServer(args + ["--model-repository", harness.models_dir(),
-                                            "--load", "tt-tuple"])
-            server.start()
+            server = self.start_on_manifest_ports(args, ports)
             try:
-                self.assertEqual(server.grpc_port, ports["grpc"])
-                self.assertEqual(server.metrics_port, ports["metrics"])
                 # The kubelet's probes, as the tls component asks them.
                 for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                     http = container[probe]["httpGet"]
@@ -377,10 +383,11 @@ def harness_readiness():
 
 
 class ManifestServer(harness.Server):
-    """The server with exactly the given arguments (no test listen overrides)."""
+    """The server with exactly the given arguments (no test listen overrides,
+    no token file of the harness's own)."""
 
     def __init__(self, args):
-        super().__init__(model_repository="")
+        super().__init__(model_repository="", management_token=False)
         self.args = args
 
     def command(self):
