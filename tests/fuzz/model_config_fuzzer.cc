@@ -40,7 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                        c.batch().max_client_batch_size());
   BERTSERVE_FUZZ_CHECK(c.batch().max_batch_tokens() >= c.max_sequence_length(),
                        "max_batch_tokens %lld", static_cast<long long>(c.batch().max_batch_tokens()));
-  BERTSERVE_FUZZ_CHECK(c.batch().max_queue_delay_us() > 0, "max_queue_delay_us %lld",
+  // 0 is the default (work-conserving: no wait); never negative.
+  BERTSERVE_FUZZ_CHECK(c.batch().max_queue_delay_us() >= 0, "max_queue_delay_us %lld",
                        static_cast<long long>(c.batch().max_queue_delay_us()));
   for (const std::string& label : c.labels()) BERTSERVE_FUZZ_CHECK(!label.empty(), "empty label");
   BERTSERVE_FUZZ_CHECK(!c.model_file().empty() && c.model_file().find('/') == std::string::npos &&
