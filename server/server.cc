@@ -61,34 +61,29 @@ using logging::Log;
 // reaches the pod's volume within about a minute anyway.
 constexpr unsigned int kTlsRefreshSeconds = 5;
 
-// HOST:PORT with a port from 0 to 65535, or unix:PATH. `flag` names the
-// setting in the error.
+// HOST:PORT with a port from 0 to 65535 (metrics::ParseHostPort) and a
+// host, or unix:PATH. `flag` names the setting in the error.
 absl::Status CheckListenAddress(const std::string& flag, const std::string& address) {
   if (absl::StartsWith(address, "unix:")) {
     if (address.size() == 5) return absl::InvalidArgumentError(absl::StrCat(flag, " unix: needs a path"));
     return absl::OkStatus();
   }
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
+  if (absl::StartsWith(address, ":")) {
     return absl::InvalidArgumentError(
         absl::StrCat(flag, " \"", address, "\" is not HOST:PORT (or unix:PATH)"));
   }
-  int port = -1;
-  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        flag, " \"", address, "\": the port must be a number from 1 to 65535 (0 picks a free one)"));
-  }
+  absl::StatusOr<metrics::HostPort> parsed = metrics::ParseHostPort(address);
+  if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, " ", parsed.status().message()));
   return absl::OkStatus();
 }
 
 // Loopback hosts and unix sockets: what --admin-listen may use.
 bool IsLocalAddress(const std::string& address) {
   if (absl::StartsWith(address, "unix:")) return true;
-  std::string host = address.substr(0, address.rfind(':'));
+  absl::StatusOr<metrics::HostPort> parsed = metrics::ParseHostPort(address);
+  if (!parsed.ok()) return false;
+  const std::string& host = parsed->host;
   if (host == "localhost") return true;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
   in_addr v4{};
   if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
   in6_addr v6{};
@@ -284,6 +279,15 @@ std::string WithPort(const std::string& address, int port) {
   if (absl::StartsWith(address, "unix:")) return address;
   const size_t colon = address.rfind(':');
   return absl::StrCat(address.substr(0, colon), ":", port);
+}
+
+// Readiness turns SERVING once the startup models settled (or the startup
+// timeout passed): the health service, the metrics gauge and the log.
+void TurnReady(grpcsvc::HealthService& health, metrics::ServerMetrics& metrics, size_t settled,
+               size_t total) {
+  health.SetServing(grpcsvc::kReadinessService, true);
+  metrics.SetReady(true);
+  spdlog::info("ready: {} of {} startup model(s) settled", settled, total);
 }
 
 // Startup models settle here; readiness follows.
@@ -686,11 +690,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   const size_t total = p.startup_models.size();
   const bool explicit_load = p.explicit_load;
   // REQUIRES: the startup mutex held.
-  auto turn_ready = [&health, &m, total](size_t settled) {
-    health.SetServing(grpcsvc::kReadinessService, true);
-    m.SetReady(true);
-    spdlog::info("ready: {} of {} startup model(s) settled", settled, total);
-  };
+  auto turn_ready = [&health, &m, total](size_t settled) { TurnReady(health, m, settled, total); };
   std::shared_ptr<Startup> startup = p.startup;
   for (const std::string& name : p.startup_models) {
     reg.LoadAsync(name, absl::InfiniteFuture(),
@@ -741,10 +741,7 @@ int Server::WaitForSignal() {
                      "ready without them (they keep loading)",
                      p.startup_models.size() - p.startup->settled,
                      p.options.startup_load_timeout_seconds);
-        p.health.SetServing(grpcsvc::kReadinessService, true);
-        p.metrics->SetReady(true);
-        spdlog::info("ready: {} of {} startup model(s) settled", p.startup->settled,
-                     p.startup_models.size());
+        TurnReady(p.health, *p.metrics, p.startup->settled, p.startup_models.size());
       }
     }
   }

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/byte_size.h"
 #include "server/core/model_config.h"
@@ -290,14 +290,10 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
   // hold_wait) or takes a model back before its waiters got it. Whatever
   // this placement closed and did not evict opens again when it returns.
   std::vector<std::string> closed;
-  auto reopen = [this, &closed] {
+  absl::Cleanup reopen = [this, &closed] {
     absl::MutexLock lock(&mu_);
     for (const std::string& other : closed) models_[other].closing = false;
   };
-  struct Reopen {
-    std::function<void()> fn;
-    ~Reopen() { fn(); }
-  } reopen_at_exit{reopen};
   while (true) {
     std::string victim;
     int64_t cost_with = 0, held = 0;

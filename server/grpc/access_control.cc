@@ -29,12 +29,21 @@ absl::StatusOr<std::shared_ptr<TokenFile>> TokenFile::Open(std::string path, std
   return file;
 }
 
-absl::StatusOr<std::string> TokenFile::Read(Identity* identity) const {
+TokenFile::Identity TokenFile::Stat() const {
+  Identity identity;
   struct stat st {};
-  if (stat(path_.c_str(), &st) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag_, " ", path_, ": ", std::strerror(errno)));
+  if (stat(path_.c_str(), &st) == 0) {
+    identity.inode = st.st_ino;
+    identity.size = st.st_size;
+    identity.mtime_ns =
+        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   }
+  return identity;
+}
+
+absl::StatusOr<std::string> TokenFile::Read(Identity* identity) const {
+  // The identity before the read: a change during it is seen next time.
+  *identity = Stat();
   std::ifstream in(path_, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(
@@ -50,9 +59,6 @@ absl::StatusOr<std::string> TokenFile::Read(Identity* identity) const {
     return absl::InvalidArgumentError(absl::StrCat(
         flag_, " ", path_, ": a token is one word (no spaces or line breaks inside it)"));
   }
-  identity->inode = st.st_ino;
-  identity->size = st.st_size;
-  identity->mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   return token;
 }
 
@@ -63,14 +69,8 @@ void TokenFile::RefreshIfChanged() const {
     if (now - last_check_ < absl::Seconds(1)) return;
     last_check_ = now;
   }
-  struct stat st {};
-  // Read outside the lock: a slow volume must not hold every call.
-  Identity seen;
-  if (stat(path_.c_str(), &st) == 0) {
-    seen.inode = st.st_ino;
-    seen.size = st.st_size;
-    seen.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  }
+  // Looked at outside the lock: a slow volume must not hold every call.
+  const Identity seen = Stat();
   {
     absl::MutexLock lock(&mu_);
     if (seen == identity_) return;

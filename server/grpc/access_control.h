@@ -44,6 +44,8 @@ class TokenFile {
       return inode == o.inode && size == o.size && mtime_ns == o.mtime_ns;
     }
   };
+  // The file's identity now; all zero when it cannot be looked at.
+  Identity Stat() const;
   TokenFile(std::string path, std::string flag) : path_(std::move(path)), flag_(std::move(flag)) {}
   // Reads the file; the token, or why not.
   absl::StatusOr<std::string> Read(Identity* identity) const;

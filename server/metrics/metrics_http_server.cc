@@ -250,21 +250,29 @@ class MetricsHttpServer::Loop {
   std::list<Connection> connections_;  // in accept order
 };
 
-absl::StatusOr<int> BindTcpSocket(const std::string& address, int socket_flags) {
+absl::StatusOr<HostPort> ParseHostPort(const std::string& address) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\" is not HOST:PORT"));
+    return absl::InvalidArgumentError(absl::StrCat("\"", address, "\" is not HOST:PORT"));
   }
-  std::string host = address.substr(0, colon);
-  const std::string port = address.substr(colon + 1);
-  int port_number = -1;
-  if (!absl::SimpleAtoi(port, &port_number) || port_number < 0 || port_number > 65535) {
+  HostPort parsed;
+  parsed.host = address.substr(0, colon);
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &parsed.port) || parsed.port < 0 ||
+      parsed.port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "address \"", address, "\": the port must be a number from 0 to 65535"));
+        "\"", address, "\": the port must be a number from 1 to 65535 (0 picks a free one)"));
   }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
+  if (parsed.host.size() >= 2 && parsed.host.front() == '[' && parsed.host.back() == ']') {
+    parsed.host = parsed.host.substr(1, parsed.host.size() - 2);
   }
+  return parsed;
+}
+
+absl::StatusOr<int> BindTcpSocket(const std::string& address, int socket_flags) {
+  absl::StatusOr<HostPort> parsed = ParseHostPort(address);
+  if (!parsed.ok()) return parsed.status();
+  const std::string& host = parsed->host;
+  const std::string port = std::to_string(parsed->port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -272,7 +280,7 @@ absl::StatusOr<int> BindTcpSocket(const std::string& address, int socket_flags) 
   addrinfo* found = nullptr;
   const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
   if (rc != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\": ", gai_strerror(rc)));
+    return absl::InvalidArgumentError(absl::StrCat("\"", address, "\": ", gai_strerror(rc)));
   }
   int fd = -1;
   std::string error = "no address";

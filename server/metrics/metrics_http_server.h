@@ -15,6 +15,15 @@
 
 namespace bertserve::metrics {
 
+// HOST:PORT split: the host without the brackets of an IPv6 literal ("" for
+// every address), the port from 0 to 65535 (0: pick a free one).
+// InvalidArgument naming `address` otherwise.
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+absl::StatusOr<HostPort> ParseHostPort(const std::string& address);
+
 // A TCP socket bound (not yet listening) to `address`, HOST:PORT (IPv6 hosts
 // in brackets; port 0 picks a free one), with SO_REUSEADDR (old connections in
 // TIME_WAIT do not block a restart) and never SO_REUSEPORT (two live
