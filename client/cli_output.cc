@@ -66,6 +66,12 @@ std::string FormatModels(const v1::ListModelsResponse& response) {
   std::string out;
   for (const v1::ModelStatus& m : response.models()) absl::StrAppend(&out, FormatModel(m));
   if (response.models().empty()) out = "(no models in the repository)\n";
+  // Every device's memory, so a several-GPU server shows where room is.
+  for (const v1::DeviceStatus& d : response.devices()) {
+    absl::StrAppend(&out, absl::StrFormat("device %-8s budget %d bytes, admitted %d, %d models%s\n",
+                                          d.name(), d.budget_bytes(), d.reserved_bytes(),
+                                          d.resident_models(), d.lost() ? ", LOST" : ""));
+  }
   return out;
 }
 

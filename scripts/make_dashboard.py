@@ -21,6 +21,7 @@ import sys
 
 SEL = 'instance=~"$instance"'
 MSEL = 'model=~"$model", instance=~"$instance"'
+DSEL = 'device=~"$device", instance=~"$instance"'
 RATE = "[$__rate_interval]"
 # Inference calls only: model loads and listings have their own latency.
 INFER = 'method=~"Classify|ClassifyStream"'
@@ -148,6 +149,30 @@ def dashboard():
                ("histogram_quantile(0.99, sum by (le, model) (rate("
                 f"bertserve_tokenize_duration_seconds_bucket{{{MSEL}}}{RATE})))", "tokenize {{model}}")],
               "s", 12, 40),
+        # One row per device (repeated over $device): what each GPU holds,
+        # what the placement policy did there, and whether it was lost.
+        {"id": 13, "type": "row", "title": "Device $device", "collapsed": False,
+         "repeat": "device", "gridPos": {"x": 0, "y": 48, "w": 24, "h": 1}, "panels": []},
+        panel(14, "Memory on $device",
+              "The device's budget, the bytes bertserve admitted there (resident weights plus "
+              "the largest activation reserve) and what the device reports used by every "
+              "process.",
+              [(f"max by (device) (bertserve_vram_budget_bytes{{{DSEL}}})", "budget {{device}}"),
+               (f"max by (device) (bertserve_vram_reserved_bytes{{{DSEL}}})",
+                "admitted {{device}}"),
+               (f"max by (device) (bertserve_device_memory_used_bytes{{{DSEL}}})",
+                "device used {{device}}")],
+              "bytes", 0, 49),
+        panel(15, "Models and placements on $device",
+              "Models with weights on the device, placements there per second by the reason "
+              "the policy chose it (free: fitted beside the others; evict: after evicting idle "
+              "models; wait: after models in use ended their turn), and 1 once the device "
+              "failed for good (right axis).",
+              [(f"max by (device) (bertserve_device_models{{{DSEL}}})", "models {{device}}"),
+               (f"sum by (device, reason) (rate(bertserve_placement_decisions_total{{{DSEL}}}{RATE}))",
+                "placed {{reason}}"),
+               (f"max by (device) (bertserve_device_lost{{{DSEL}}})", "lost {{device}}")],
+              "none", 12, 49, right=("C", "none")),
     ]
     return {
         "title": "bertserve", "uid": "bertserve", "tags": ["bertserve", "inference"],
@@ -158,6 +183,7 @@ def dashboard():
              "query": "prometheus", "current": {}, "hide": 0},
             variable("instance", "Instance", "label_values(bertserve_build_info, instance)"),
             variable("model", "Model", "label_values(bertserve_model_state, model)"),
+            variable("device", "Device", "label_values(bertserve_vram_budget_bytes, device)"),
         ]},
         "annotations": {"list": []},
         "panels": panels,

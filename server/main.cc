@@ -128,28 +128,34 @@ int main(int argc, char** argv) {
                  "RESOURCE_EXHAUSTED" + Default(d.max_grpc_message_bytes),
                  [](ServerConfig* c, const int64_t& v) { c->set_max_grpc_message_bytes(v); });
   f.Add<S>("--device",
-           "Execution device: auto, cuda:N, cpu (no budget), or sim (simulated device for "
-           "CPU-only builds)" + Default(d.device),
+           "Execution devices: auto, cuda:N, a list like cuda:0,cuda:1, cuda:all (every "
+           "visible GPU), cpu (no budget), or sim:N / a list like sim:0,sim:1 (simulated "
+           "devices for CPU-only builds)" + Default(d.device),
            [](ServerConfig* c, const S& v) { c->set_device(v); });
   f.Add<S>("--vram-budget",
-           "VRAM budget: bytes like 12GiB or a share like 90% of the device" +
+           "VRAM budget per device: bytes like 12GiB or a share like 90% of the device; "
+           "one value for all devices or a comma list, one per --device entry" +
                Default(d.vram_budget),
            [](ServerConfig* c, const S& v) { c->set_vram_budget(v); });
   f.Add<S>("--vram-reserve",
-           "Device memory kept out of the budget for the CUDA context and fragmentation "
-           "(default 1GiB on CUDA, 0 otherwise)",
+           "Device memory kept out of the budget for the CUDA context and fragmentation, "
+           "per device like --vram-budget (default 1GiB on CUDA, 0 otherwise)",
            [](ServerConfig* c, const S& v) { c->set_vram_reserve(v); });
   f.Add<S>("--host-budget",
            "Host memory for weights offloaded from the device" + Default(d.host_budget),
            [](ServerConfig* c, const S& v) { c->set_host_budget(v); });
   f.Add<S>("--simulated-device-memory",
-           "Capacity of the simulated device, with --device sim" +
+           "Capacity of each simulated device, with --device sim:N" +
                Default(d.simulated_device_memory),
            [](ServerConfig* c, const S& v) { c->set_simulated_device_memory(v); });
   f.Add<S>("--simulated-foreign-memory-file",
            "With --device sim: a file holding the bytes other processes use on the simulated "
            "device, re-read every few ms (to exercise OOM recovery under outside pressure)",
            [](ServerConfig* c, const S& v) { c->set_simulated_foreign_memory_file(v); });
+  f.Add<S>("--simulated-device-fault-file",
+           "With simulated devices: a file naming devices (sim:1 ...) that have failed for "
+           "good, re-read every few ms (to exercise losing a device)",
+           [](ServerConfig* c, const S& v) { c->set_simulated_device_fault_file(v); });
   f.Add<int64_t>("--max-queued-inputs-per-model",
                  "Inputs one model's batch queue holds before requests are refused with "
                  "RESOURCE_EXHAUSTED" + Default(d.max_queued_inputs_per_model),

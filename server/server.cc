@@ -29,6 +29,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -152,13 +154,30 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenerCredentials(con
   return grpc::experimental::TlsServerCredentials(tls);
 }
 
-// The device and the memory limits the flags ask for, checked against what
-// the device has. Errors are the flag's name and what is wrong with it.
+// The devices and the memory limits the flags ask for, checked against what
+// each device has. Errors are the flag's name and what is wrong with it.
 struct Placement {
-  std::unique_ptr<torchrt::TorchDevice> device;
+  std::vector<std::unique_ptr<torchrt::TorchDevice>> devices;  // --device, in order
   std::unique_ptr<torchrt::TorchDevice> cpu;  // for models configured DEVICE_CPU
   core::RegistryOptions options;
 };
+
+// A flag's value for each of `count` devices: one value for all, or a
+// comma list with one per device.
+absl::StatusOr<std::vector<std::string>> PerDevice(const std::string& value, size_t count,
+                                                   absl::string_view flag) {
+  std::vector<std::string> parts;
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    parts.emplace_back(absl::StripAsciiWhitespace(part));
+  }
+  if (parts.size() == 1) return std::vector<std::string>(count, parts[0]);
+  if (parts.size() != count) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " ", value, ": ", parts.size(), " values for ", count,
+        " devices; give one value for all or one per --device entry"));
+  }
+  return parts;
+}
 
 absl::StatusOr<Placement> MakePlacement(const Options& o) {
   absl::StatusOr<core::ByteSize> sim =
@@ -170,47 +189,66 @@ absl::StatusOr<Placement> MakePlacement(const Options& o) {
   std::string spec = o.device;
   if (spec == "auto") spec = torchrt::CudaAvailable() ? "cuda:0" : "cpu";
   Placement p;
-  absl::StatusOr<std::unique_ptr<torchrt::TorchDevice>> device =
-      torchrt::CreateTorchDevice(spec, sim->bytes, o.simulated_foreign_memory_file);
-  if (!device.ok()) {
-    return absl::Status(device.status().code(),
-                        absl::StrCat("--device ", spec, ": ", device.status().message()));
+  absl::StatusOr<std::vector<std::unique_ptr<torchrt::TorchDevice>>> devices =
+      torchrt::CreateTorchDevices(spec, sim->bytes, o.simulated_foreign_memory_file,
+                                  o.simulated_device_fault_file);
+  if (!devices.ok()) {
+    return absl::Status(devices.status().code(),
+                        absl::StrCat("--device ", spec, ": ", devices.status().message()));
   }
-  p.device = *std::move(device);
-  if (p.device->name() != "cpu") {
+  p.devices = *std::move(devices);
+  const torchrt::TorchDevice& first = *p.devices.front();
+  if (first.name() != "cpu") {
     absl::StatusOr<std::unique_ptr<torchrt::TorchDevice>> cpu = torchrt::CreateTorchDevice("cpu", 0);
     if (!cpu.ok()) return cpu.status();
     p.cpu = *std::move(cpu);
   }
+  if (!o.simulated_device_fault_file.empty() && !absl::StartsWith(first.name(), "sim")) {
+    return absl::InvalidArgumentError(
+        "--simulated-device-fault-file works only with simulated devices (--device sim:N)");
+  }
 
-  absl::StatusOr<core::ByteSize> budget = core::ParseByteSize(o.vram_budget, "--vram-budget");
-  if (!budget.ok()) return budget.status();
-  const bool cuda = absl::StartsWith(p.device->name(), "cuda");
-  const std::string reserve_spec = o.vram_reserve.empty() ? (cuda ? "1GiB" : "0") : o.vram_reserve;
-  absl::StatusOr<core::ByteSize> reserve = core::ParseByteSize(reserve_spec, "--vram-reserve");
-  if (!reserve.ok()) return reserve.status();
+  const size_t count = p.devices.size();
+  absl::StatusOr<std::vector<std::string>> budgets = PerDevice(o.vram_budget, count, "--vram-budget");
+  if (!budgets.ok()) return budgets.status();
+  const bool cuda = absl::StartsWith(first.name(), "cuda");
+  absl::StatusOr<std::vector<std::string>> reserves =
+      PerDevice(o.vram_reserve.empty() ? (cuda ? "1GiB" : "0") : o.vram_reserve, count,
+                "--vram-reserve");
+  if (!reserves.ok()) return reserves.status();
   absl::StatusOr<core::ByteSize> host = core::ParseByteSize(o.host_budget, "--host-budget");
   if (!host.ok()) return host.status();
   if (host->is_fraction) return absl::InvalidArgumentError("--host-budget must be bytes, not a share");
 
-  const int64_t total = p.device->Memory().total_bytes;
-  const int64_t reserve_bytes = reserve->Resolve(total);
-  int64_t budget_bytes = budget->Resolve(total);
-  if (p.device->has_budget()) {
-    if (reserve_bytes >= total) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--vram-reserve ", reserve_spec, " (", reserve_bytes, " bytes) leaves nothing of ",
-          p.device->name(), "'s ", total, " bytes"));
+  for (size_t i = 0; i < count; ++i) {
+    torchrt::TorchDevice& device = *p.devices[i];
+    const std::string& budget_spec = (*budgets)[i];
+    const std::string& reserve_spec = (*reserves)[i];
+    absl::StatusOr<core::ByteSize> budget = core::ParseByteSize(budget_spec, "--vram-budget");
+    if (!budget.ok()) return budget.status();
+    absl::StatusOr<core::ByteSize> reserve = core::ParseByteSize(reserve_spec, "--vram-reserve");
+    if (!reserve.ok()) return reserve.status();
+    const int64_t total = device.Memory().total_bytes;
+    const int64_t reserve_bytes = reserve->Resolve(total);
+    int64_t budget_bytes = budget->Resolve(total);
+    if (device.has_budget()) {
+      if (reserve_bytes >= total) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--vram-reserve ", reserve_spec, " (", reserve_bytes, " bytes) leaves nothing of ",
+            device.name(), "'s ", total, " bytes"));
+      }
+      budget_bytes = std::min(budget_bytes, total - reserve_bytes);
+      if (budget_bytes <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat("--vram-budget ", budget_spec,
+                                                       " is no memory at all (", device.name(),
+                                                       ")"));
+      }
+      device.CapAllocator(budget_bytes);
     }
-    budget_bytes = std::min(budget_bytes, total - reserve_bytes);
-    if (budget_bytes <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--vram-budget ", o.vram_budget, " is no memory at all"));
-    }
-    p.device->CapAllocator(budget_bytes);
+    p.options.devices.push_back({&device, device.has_budget() ? budget_bytes : 0});
   }
-  p.options.device = p.device.get();
-  p.options.vram_budget = p.device->has_budget() ? budget_bytes : 0;
+  p.options.device = p.options.devices.front().device;
+  p.options.vram_budget = p.options.devices.front().vram_budget;
   p.options.host_budget = host->bytes;
   return p;
 }
@@ -354,6 +392,7 @@ absl::StatusOr<Options> Options::FromConfig(const v1::ServerConfig& c) {
   text(c.host_budget(), &o.host_budget);
   text(c.simulated_device_memory(), &o.simulated_device_memory);
   text(c.simulated_foreign_memory_file(), &o.simulated_foreign_memory_file);
+  text(c.simulated_device_fault_file(), &o.simulated_device_fault_file);
   number(c.max_queued_inputs_per_model(), &o.max_queued_inputs_per_model);
   number(c.max_queued_tokens_per_model(), &o.max_queued_tokens_per_model);
   number(c.max_queued_inputs(), &o.max_queued_inputs);
@@ -474,8 +513,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   absl::StatusOr<Placement> placement = MakePlacement(o);
   if (!placement.ok()) return placement.status();
   p.placement = *std::move(placement);
+  std::vector<torchrt::TorchDevice*> execution_devices;
+  for (const auto& device : p.placement.devices) execution_devices.push_back(device.get());
   p.loader = std::make_unique<torchrt::TorchModelLoader>(
-      p.placement.device.get(), p.placement.cpu ? p.placement.cpu.get() : p.placement.device.get());
+      execution_devices, p.placement.cpu ? p.placement.cpu.get() : execution_devices.front());
   absl::StatusOr<std::unique_ptr<core::ModelRegistry>> registry =
       core::ModelRegistry::Create(*p.repository, p.loader.get(), p.placement.options);
   if (!registry.ok()) return registry.status();
@@ -511,7 +552,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   for (core::ModelState s : core::kAllModelStates) state_names.push_back(core::ModelStateName(s));
   auto export_model = [&m, state_names](const core::ModelInfo& info) {
     m.SetModelState(info.name, core::ModelStateName(info.state), state_names);
-    m.SetModelMemory(info.name, "device", static_cast<double>(info.device_bytes));
+    m.SetModelMemory(info.name, "device", static_cast<double>(info.device_bytes),
+                     info.device_bytes > 0 ? info.device : "");
+    m.SetModelReplicas(info.name, info.device_bytes > 0 ? 1 : 0);
     m.SetModelMemory(info.name, "host", static_cast<double>(info.host_bytes));
     m.SetActivationReserve(info.name, static_cast<double>(info.activation_reserve));
   };
@@ -541,40 +584,59 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   p.registry->AddPlacementListener([&m](const core::PlacementEvent& e) {
     const std::string kind(core::PlacementKindName(e.kind));
     m.RecordPlacement(e.model, kind, e.ok, e.seconds);
-    if (e.ok) {
+    if (e.ok && !e.reason.empty()) m.RecordPlacementDecision(e.device, e.reason);
+    std::vector<logging::Field> fields = {
+        {"model", e.model}, {"kind", kind}, {"bytes", e.bytes}, {"seconds", e.seconds}};
+    if (!e.device.empty()) fields.emplace_back("device", e.device);
+    if (!e.reason.empty()) fields.emplace_back("reason", e.reason);
+    const std::string where = e.device.empty() ? "" : absl::StrCat(" on ", e.device);
+    if (e.kind == core::PlacementKind::kDeviceLost) {
+      Log(spdlog::level::warn,
+          absl::StrCat("model ", e.model, " lost its copy", where,
+                       " (the device failed); it is read again onto another device: ", e.error),
+          fields);
+    } else if (e.ok) {
       Log(spdlog::level::info,
-          absl::StrCat("placement ", kind, " of ", e.model, ": ", e.bytes, " bytes in ",
-                       absl::StrFormat("%.3f", e.seconds), " s"),
-          {{"model", e.model}, {"kind", kind}, {"bytes", e.bytes}, {"seconds", e.seconds}});
+          absl::StrCat("placement ", kind, " of ", e.model, where, ": ", e.bytes, " bytes in ",
+                       absl::StrFormat("%.3f", e.seconds), " s",
+                       e.reason.empty() ? "" : absl::StrCat(" (", e.reason, ")")),
+          fields);
     } else {
       Log(spdlog::level::warn,
-          absl::StrCat("placement ", kind, " of ", e.model, " failed after ",
+          absl::StrCat("placement ", kind, " of ", e.model, where, " failed after ",
                        absl::StrFormat("%.3f", e.seconds), " s: ", e.error),
-          {{"model", e.model}, {"kind", kind}, {"bytes", e.bytes}, {"seconds", e.seconds}});
+          fields);
     }
   });
   core::ModelRegistry& reg = *p.registry;
   m.SetScrapeHook([&m, &reg] {
     const core::MemorySnapshot snapshot = reg.Memory();
-    metrics::MemoryGauges g;
-    g.device = snapshot.device;
-    g.total = static_cast<double>(snapshot.memory.total_bytes);
-    g.free = static_cast<double>(snapshot.memory.free_bytes);
-    g.budget = static_cast<double>(snapshot.budget);
-    g.reserved = static_cast<double>(snapshot.reserved);
-    g.allocator_allocated = static_cast<double>(snapshot.memory.allocated_bytes);
-    g.allocator_reserved = static_cast<double>(snapshot.memory.reserved_bytes);
-    g.allocator_peak = static_cast<double>(snapshot.memory.peak_bytes);
-    g.host = static_cast<double>(snapshot.host_bytes);
-    g.host_budget = static_cast<double>(snapshot.host_budget);
-    g.placement_queue_depth = static_cast<double>(snapshot.placement_queue_depth);
-    m.SetMemory(g);
+    for (size_t i = 0; i < snapshot.devices.size(); ++i) {
+      const core::DeviceSnapshot& d = snapshot.devices[i];
+      metrics::MemoryGauges g;
+      g.device = d.device;
+      g.total = static_cast<double>(d.memory.total_bytes);
+      g.free = static_cast<double>(d.memory.free_bytes);
+      g.budget = static_cast<double>(d.budget);
+      g.reserved = static_cast<double>(d.reserved);
+      g.allocator_allocated = static_cast<double>(d.memory.allocated_bytes);
+      g.allocator_reserved = static_cast<double>(d.memory.reserved_bytes);
+      g.allocator_peak = static_cast<double>(d.memory.peak_bytes);
+      g.host = static_cast<double>(snapshot.host_bytes);
+      g.host_budget = static_cast<double>(snapshot.host_budget);
+      g.placement_queue_depth = i == 0 ? static_cast<double>(snapshot.placement_queue_depth) : -1;
+      g.resident_models = d.resident_models;
+      g.lost = d.lost;
+      m.SetMemory(g);
+    }
   });
   {
     const core::MemorySnapshot snapshot = reg.Memory();
-    spdlog::info("device {}: total {} bytes, budget {} bytes; host budget {} bytes",
-                 snapshot.device, snapshot.memory.total_bytes, snapshot.budget,
-                 snapshot.host_budget);
+    for (const core::DeviceSnapshot& d : snapshot.devices) {
+      spdlog::info("device {}: total {} bytes, budget {} bytes", d.device, d.memory.total_bytes,
+                   d.budget);
+    }
+    spdlog::info("host budget {} bytes", snapshot.host_budget);
   }
 
   p.observer = [&m](const std::string& model, absl::string_view method,
@@ -606,11 +668,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   batching.observer = p.batch_metrics.get();
   // A device error that poisons the CUDA context cannot be recovered in
   // process: liveness fails so the orchestrator restarts the pod.
-  batching.on_device_lost = [&health, &m](const absl::Status& error) {
-    m.SetReady(false);
-    spdlog::critical("execution device failed, liveness is now NOT_SERVING (restart needed): {}",
+  // With other devices left, readiness stays: they serve every model until
+  // the restart (see HealthService::SetDeviceLost).
+  batching.on_device_lost = [&health, &m, &reg,
+                             lost = std::make_shared<std::atomic<int>>(0)](const absl::Status& error) {
+    const bool remain = lost->fetch_add(1) + 1 < reg.device_count();
+    if (!remain) m.SetReady(false);
+    spdlog::critical("execution device failed, liveness is now NOT_SERVING (restart needed){}: {}",
+                     remain ? "; the other devices serve its models meanwhile" : "",
                      std::string(error.message()));
-    health.SetDeviceLost();
+    health.SetDeviceLost(remain);
   };
   p.batcher = std::make_unique<core::Batcher>(&reg, batching);
   // Requests for a model being placed wait on the inference pool's callbacks.

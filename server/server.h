@@ -41,6 +41,7 @@ struct Options {
   std::string host_budget = "8GiB";
   std::string simulated_device_memory = "1GiB";
   std::string simulated_foreign_memory_file;
+  std::string simulated_device_fault_file;
   int64_t max_queued_inputs_per_model = 1024;
   int64_t max_queued_tokens_per_model = int64_t{1} << 20;
   int64_t max_queued_inputs = 4096;

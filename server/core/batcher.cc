@@ -241,8 +241,12 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   ObserverCalls calls(this);  // declared before the lock: runs once it is released
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
-  if (device_lost_) {
-    return absl::UnavailableError("the execution device failed; the server is restarting");
+  if (lost_devices_.contains(loaded.model->device())) {
+    return absl::UnavailableError(absl::StrCat(
+        "the execution device ", loaded.model->device(), " failed; ",
+        registry_->device_count() > static_cast<int>(lost_devices_.size())
+            ? "its models are being placed on the other devices"
+            : "the server is restarting"));
   }
   std::unique_ptr<ModelQueue>& slot = queues_[loaded.name];
   const bool fresh = slot == nullptr;
@@ -555,17 +559,24 @@ void Batcher::Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict
     return;
   }
   if (IsDeviceLost(error)) {
-    bool first = false;
+    const std::string device = model.model->device();
+    bool first = false, others = false;
     {
       absl::MutexLock lock(&mu_);
-      first = !device_lost_;
-      device_lost_ = true;
+      first = lost_devices_.insert(device).second;
+      others = registry_->device_count() > static_cast<int>(lost_devices_.size());
     }
-    if (first && options_.on_device_lost) options_.on_device_lost(error);
+    if (first) {
+      registry_->DeviceLost(device, error);
+      if (options_.on_device_lost) options_.on_device_lost(error);
+    }
     for (const Item& item : live) {
       Finish(item, absl::UnavailableError(absl::StrCat(
-                       "the execution device failed; the server is restarting: ",
-                       error.message())));
+                       "the execution device ", device, " failed; ",
+                       others ? "the request may be retried (its model is being placed on "
+                                "another device)"
+                              : "the server is restarting",
+                       ": ", error.message())));
     }
     return;
   }

@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -87,8 +88,9 @@ struct BatcherOptions {
   // After this many successful forwards in a row at a lowered token limit,
   // the limit is raised by a quarter (up to the configured maximum).
   int probe_after_successes = 32;
-  // Called once, from an executor thread, when a forward fails with an error
-  // that leaves the device unusable (Model::Forward's sticky errors).
+  // Called once per device, from an executor thread, when a forward fails
+  // with an error that leaves the device unusable (Model::Forward's sticky
+  // errors), after the registry was told (ModelRegistry::DeviceLost).
   std::function<void(const absl::Status&)> on_device_lost;
   BatchObserver* observer = nullptr;  // may be null
 };
@@ -135,7 +137,8 @@ class Batcher {
   // Queues `inputs` (at least one) of one request; `done` then runs exactly
   // once, on an executor thread, and `model` is held until it has. Errors
   // (and `done` never runs): ResourceExhausted past an admission bound,
-  // naming it; Unavailable while shutting down or after the device was lost.
+  // naming it; Unavailable while shutting down or after the model's device
+  // was lost.
   absl::Status Submit(ModelHandle model, std::vector<EncodedInput> inputs, absl::Time deadline,
                       Done done) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -174,7 +177,8 @@ class Batcher {
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool device_lost_ ABSL_GUARDED_BY(mu_) = false;
+  // Devices that failed for good (by name); their models' work is refused.
+  absl::flat_hash_set<std::string> lost_devices_ ABSL_GUARDED_BY(mu_);
   int64_t queued_inputs_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, std::unique_ptr<ModelQueue>> queues_ ABSL_GUARDED_BY(mu_);

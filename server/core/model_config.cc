@@ -105,6 +105,12 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
       return FieldError(display_path, absl::StrCat("labels[", i, "]"), "is empty");
     }
   }
+  for (int i = 0; i < config.devices_size(); ++i) {
+    if (config.devices(i) < 0) {
+      return FieldError(display_path, absl::StrCat("devices[", i, "]"),
+                        absl::StrCat(config.devices(i), " is not a device index"));
+    }
+  }
   if (config.model_file().empty()) config.set_model_file("model.pt");
   if (config.model_file().find('/') != std::string::npos ||
       config.model_file() == "." || config.model_file() == "..") {

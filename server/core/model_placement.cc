@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -152,13 +154,12 @@ absl::Status ModelRegistry::DoLoadToHost(const std::string& name) {
   }
   std::shared_ptr<LoadedModel> loaded = *std::move(built);
   const Model& model = *loaded->model;
-  const bool budgeted = options_.device->has_budget() && model.tier() == WeightTier::kHost;
+  const bool budgeted = devices_[0]->device->has_budget() && model.tier() == WeightTier::kHost;
   {
     absl::MutexLock lock(&mu_);
     Entry& entry = models_[name];
     entry.loaded = loaded;
     entry.budgeted = budgeted;
-    if (budgeted) loaded->execution_mu = &execution_mu_;
     ModelInfo& info = entry.info;
     info.config = loaded->config;
     info.device = model.device();
@@ -184,7 +185,16 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
   const absl::Time start = absl::Now();
   absl::StatusOr<ModelInfo> before = Snapshot(name);
   if (!before.ok()) return before.status();
-  if (before->state == ModelState::kReady) return absl::OkStatus();
+  if (before->state == ModelState::kReady) {
+    // A copy on a lost device is about to be dropped (that job is queued
+    // ahead of this one): place it again once it has been.
+    absl::MutexLock lock(&mu_);
+    const Entry& entry = models_[name];
+    if (entry.device >= 0 && lost_[entry.device]) {
+      return absl::AbortedError(absl::StrCat("model \"", name, "\" is on a lost device"));
+    }
+    return absl::OkStatus();
+  }
   // Reading from disk happens before, off this worker (PlaceAsync).
   if (before->state != ModelState::kHost) {
     return absl::AbortedError(absl::StrCat("model \"", name, "\" is not in host memory (it is ",
@@ -205,35 +215,58 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
     read_seconds = entry.read_seconds;
   }
   const PlacementKind kind = cold ? PlacementKind::kLoad : PlacementKind::kSwapIn;
-  auto fail_back_to_host = [&](const absl::Status& status) {
-    {
-      absl::MutexLock lock(&mu_);
-      budget_.Release(name);
+  Choice choice;
+  auto event = [&](bool ok, double seconds, absl::string_view error) {
+    PlacementEvent e{name, kind, ok, seconds, weights, std::string(error)};
+    if (budgeted) {
+      e.device = devices_[choice.device]->device->name();
+      e.reason = std::string(FitName(choice.fit));
     }
+    return e;
+  };
+  // Leaving PLACING for HOST or FAILED takes the model out of the device's
+  // budget (SetState).
+  auto fail_back_to_host = [&](const absl::Status& status) {
     Transition(name, ModelState::kHost);
-    Notify({name, kind, false, SecondsSince(start), weights, std::string(status.message())});
+    Notify(event(false, SecondsSince(start), status.message()));
     EnforceHostBudget();
     return status;
   };
 
   if (budgeted) {
-    if (absl::Status s = MakeRoom(name, weights, reserve); !s.ok()) {
-      Notify({name, kind, false, SecondsSince(start), weights, std::string(s.message())});
+    absl::StatusOr<Choice> chosen;
+    {
+      absl::MutexLock lock(&mu_);
+      chosen = ChooseDevice(name, weights, reserve);
+    }
+    absl::Status room = chosen.status();
+    if (chosen.ok()) {
+      choice = *chosen;
+      room = MakeRoom(name, choice.device, weights, reserve);
+    }
+    if (!room.ok()) {
+      Notify(event(false, SecondsSince(start), room.message()));
       EnforceHostBudget();
-      return s;
+      return room;
     }
   }
   Transition(name, ModelState::kPlacing);
   if (budgeted) {
+    DeviceSlot& slot = *devices_[choice.device];
     {
       absl::MutexLock lock(&mu_);
-      budget_.Admit(name, weights, reserve);
+      budgets_[choice.device].Admit(name, weights, reserve);
+      models_[name].device = choice.device;
     }
-    if (absl::Status s = loaded->model->MoveToDevice(); !s.ok()) return fail_back_to_host(s);
+    loaded->execution_mu = &slot.execution_mu;
+    if (absl::Status s = loaded->model->MoveToDevice(choice.device); !s.ok()) {
+      return fail_back_to_host(s);
+    }
     absl::MutexLock lock(&mu_);
     ModelInfo& info = models_[name].info;
     info.host_bytes = 0;
     info.device_bytes = weights;
+    info.device = slot.device->name();
   }
   if (absl::Status s = WarmUp(name, *loaded); !s.ok()) {
     if (absl::IsResourceExhausted(s)) {
@@ -242,12 +275,8 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
     }
     // The model runs but is wrong for its config (say, a label count that
     // does not match): that is a broken model, not a lack of memory.
-    {
-      absl::MutexLock lock(&mu_);
-      budget_.Release(name);
-    }
     Transition(name, ModelState::kFailed, std::string(s.message()));
-    Notify({name, kind, false, SecondsSince(start), weights, std::string(s.message())});
+    Notify(event(false, SecondsSince(start), s.message()));
     return absl::FailedPreconditionError(
         absl::StrCat("model \"", name, "\" failed to load: ", s.message()));
   }
@@ -263,21 +292,148 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
     } else {
       info.last_load_seconds = seconds;
     }
+    if (budgeted) {
+      (choice.fit == Fit::kFree    ? info.placed_free
+       : choice.fit == Fit::kEvict ? info.placed_evict
+                                   : info.placed_wait)++;
+    }
   }
   Transition(name, ModelState::kReady);
-  Notify({name, kind, true, seconds, weights, ""});
+  Notify(event(true, seconds, ""));
   EnforceHostBudget();
   return absl::OkStatus();
 }
 
-absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, int64_t reserve) {
-  const int64_t budget = options_.vram_budget;
+absl::string_view ModelRegistry::FitName(Fit fit) {
+  switch (fit) {
+    case Fit::kFree: return "free";
+    case Fit::kEvict: return "evict";
+    case Fit::kWait: return "wait";
+  }
+  return "unknown";
+}
+
+int64_t ModelRegistry::PhysicallyFree(int device) const {
+  // Other processes count: the device must have the bytes, not only the
+  // budget. Allocator cache (reserved, not allocated) is reusable.
+  const DeviceMemory memory = devices_[device]->device->Memory();
+  return memory.free_bytes + std::max<int64_t>(0, memory.reserved_bytes - memory.allocated_bytes);
+}
+
+absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::string& name,
+                                                                  int64_t weights,
+                                                                  int64_t reserve) {
+  const int count = static_cast<int>(devices_.size());
+  const v1::ModelConfig& config = models_[name].info.config;
+  std::vector<int> candidates;
+  for (int pin : config.devices()) {
+    if (pin >= count) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model \"", name, "\" is pinned to device ", pin, " (config.pbtxt devices) but the ",
+          "server has ", count, count == 1 ? " device" : " devices", " (--device)"));
+    }
+    if (std::find(candidates.begin(), candidates.end(), pin) == candidates.end()) {
+      candidates.push_back(pin);
+    }
+  }
+  if (candidates.empty()) {
+    for (int d = 0; d < count; ++d) candidates.push_back(d);
+  }
+  std::sort(candidates.begin(), candidates.end());
+  const int64_t alone = DeviceBudget::CostAlone(weights, reserve);
+
+  bool any_alive = false;
+  std::optional<std::pair<std::pair<Fit, int64_t>, int>> best;  // ((fit, cost), device)
+  for (int d : candidates) {
+    if (lost_[d]) continue;
+    any_alive = true;
+    const DeviceBudget& budget = budgets_[d];
+    if (alone > budget.budget()) continue;
+    const int64_t free = PhysicallyFree(d);
+    // Fits with the models of `trial` resident, given what leaving them frees.
+    auto fits = [&](const DeviceBudget& trial) {
+      const int64_t cost = trial.CostWith(weights, reserve);
+      const int64_t freed = budget.ResidentCost() - trial.ResidentCost();
+      return cost <= budget.budget() && cost - trial.ResidentCost() <= free + freed;
+    };
+    std::pair<Fit, int64_t> cost;
+    if (fits(budget)) {
+      cost = {Fit::kFree, -(budget.budget() - budget.CostWith(weights, reserve))};
+    } else {
+      // Idle, unpinned models on d, least recently used first; and the
+      // models requests hold now (they close and take turns).
+      std::vector<std::pair<absl::Time, std::string>> idle;
+      DeviceBudget trial = budget;
+      int64_t held = 0;
+      for (const auto& [other, entry] : models_) {
+        if (other == name || entry.device != d) continue;
+        const bool evictable = entry.info.state == ModelState::kReady &&
+                               !entry.info.config.pinned() && !entry.unloading;
+        if (evictable && entry.info.in_use == 0) {
+          idle.emplace_back(entry.info.last_used, other);
+        } else if (evictable) {
+          held += entry.info.weight_bytes;
+        }
+      }
+      std::sort(idle.begin(), idle.end());
+      int64_t evicted = 0;
+      for (const auto& [used, other] : idle) {
+        if (fits(trial)) break;
+        trial.Release(other);
+        evicted += models_[other].info.weight_bytes;
+      }
+      if (fits(trial)) {
+        cost = {Fit::kEvict, evicted};
+      } else {
+        // Not even with every idle model gone: only if the held ones leave.
+        // A device where even that cannot free enough is still a candidate
+        // (MakeRoom says why it failed), ranked last.
+        cost = {Fit::kWait, held > 0 ? held : std::numeric_limits<int64_t>::max()};
+      }
+    }
+    if (!best || cost < best->first) best = std::make_pair(cost, d);
+  }
+  if (best) return Choice{best->second, best->first.first};
+  if (!any_alive) {
+    return absl::UnavailableError(absl::StrCat(
+        "model \"", name, "\" has no device left: ",
+        config.devices_size() > 0 ? "every device it is pinned to" : "every device",
+        " failed (the server needs a restart)"));
+  }
+  if (candidates.size() == 1) {
+    const int d = candidates.front();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "model \"", name, "\" needs ", alone, " bytes (", FormatBytes(alone), ": weights ",
+        weights, " + activation reserve ", reserve, ") but the VRAM budget of ",
+        devices_[d]->device->name(), " can give at most ", budgets_[d].budget(), " bytes (",
+        FormatBytes(budgets_[d].budget()), ") even with every other model evicted"));
+  }
+  std::string budgets;
+  for (int d : candidates) {
+    absl::StrAppend(&budgets, budgets.empty() ? "" : ", ", devices_[d]->device->name(),
+                    lost_[d] ? " (lost)" : "", " budget ", budgets_[d].budget(), " bytes (",
+                    FormatBytes(budgets_[d].budget()), ")");
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "model \"", name, "\" needs ", alone, " bytes (", FormatBytes(alone), ": weights ", weights,
+      " + activation reserve ", reserve, ") but no device", config.devices_size() > 0 ? " it is pinned to" : "",
+      " can give that much even with every other model evicted: ", budgets));
+}
+
+absl::Status ModelRegistry::MakeRoom(const std::string& name, int device, int64_t weights,
+                                     int64_t reserve) {
+  Device* const dev = devices_[device]->device;
+  int64_t budget = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    budget = budgets_[device].budget();
+  }
   const int64_t alone = DeviceBudget::CostAlone(weights, reserve);
   if (alone > budget) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "model \"", name, "\" needs ", alone, " bytes (", FormatBytes(alone), ": weights ",
         weights, " + activation reserve ", reserve, ") but the VRAM budget of ",
-        options_.device->name(), " can give at most ", budget, " bytes (", FormatBytes(budget),
+        dev->name(), " can give at most ", budget, " bytes (", FormatBytes(budget),
         ") even with every other model evicted"));
   }
   const absl::Time hold_deadline = absl::Now() + options_.hold_wait;
@@ -299,12 +455,13 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
     int64_t cost_with = 0, held = 0;
     {
       absl::MutexLock lock(&mu_);
-      cost_with = budget_.CostWith(weights, reserve);
+      const DeviceBudget& resident = budgets_[device];
+      cost_with = resident.CostWith(weights, reserve);
       // What stays however much is evicted: models in use or pinned.
       DeviceBudget fixed(budget);
       absl::Time oldest = absl::InfiniteFuture();
       for (auto& [other, entry] : models_) {
-        if (other == name || !budget_.Contains(other)) continue;
+        if (other == name || !resident.Contains(other)) continue;
         const bool evictable = entry.info.state == ModelState::kReady && entry.info.in_use == 0 &&
                                !entry.info.config.pinned() && !entry.unloading;
         if (!evictable) {
@@ -319,17 +476,13 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
       // (batches finish in milliseconds), for a bounded time.
       std::vector<std::string> held_names;
       for (auto& [other, entry] : models_) {
-        if (other != name && budget_.Contains(other) && entry.info.state == ModelState::kReady &&
+        if (other != name && resident.Contains(other) && entry.info.state == ModelState::kReady &&
             entry.info.in_use > 0 && !entry.info.config.pinned()) {
           held_names.push_back(other);
         }
       }
-      const DeviceMemory memory = options_.device->Memory();
-      // Other processes count: the device must have the bytes, not only the
-      // budget. Allocator cache (reserved, not allocated) is reusable.
-      const int64_t physically_free =
-          memory.free_bytes + std::max<int64_t>(0, memory.reserved_bytes - memory.allocated_bytes);
-      const int64_t increment = cost_with - budget_.ResidentCost();
+      const int64_t physically_free = PhysicallyFree(device);
+      const int64_t increment = cost_with - resident.ResidentCost();
       if (cost_with <= budget && increment <= physically_free) return absl::OkStatus();
       if (victim.empty() && !held_names.empty() && absl::Now() < hold_deadline) {
         for (const std::string& other : held_names) {
@@ -362,11 +515,11 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int64_t weights, i
         }
         return absl::ResourceExhaustedError(absl::StrCat(
             "model \"", name, "\" needs ", increment, " more bytes but ",
-            options_.device->name(), " reports only ", physically_free,
+            dev->name(), " reports only ", physically_free,
             " free (other processes use the device too)"));
       }
       // Claimed under the lock: no request can take a handle from now on.
-      models_[victim].info.state = ModelState::kEvicting;
+      ClaimForEviction(victim);
     }
     if (absl::Status s = Evict(victim); !s.ok()) return s;
   }
@@ -376,11 +529,13 @@ absl::Status ModelRegistry::Evict(const std::string& name) {
   const absl::Time start = absl::Now();
   std::shared_ptr<LoadedModel> loaded;
   int64_t weights = 0;
+  std::string device;
   {
     absl::MutexLock lock(&mu_);
     Entry& entry = models_[name];
     loaded = entry.loaded;
     weights = entry.info.weight_bytes;
+    if (entry.device >= 0) device = devices_[entry.device]->device->name();
   }
   // Listeners learn of EVICTING now; the state was set under the lock.
   {
@@ -394,8 +549,8 @@ absl::Status ModelRegistry::Evict(const std::string& name) {
   }
   absl::Status moved = loaded->model->MoveToHost();
   {
+    // Leaving EVICTING (for HOST or FAILED) releases its budget (SetState).
     absl::MutexLock lock(&mu_);
-    budget_.Release(name);
     ModelInfo& info = models_[name].info;
     if (moved.ok()) {
       info.device_bytes = 0;
@@ -406,20 +561,30 @@ absl::Status ModelRegistry::Evict(const std::string& name) {
   if (!moved.ok()) {
     Transition(name, ModelState::kFailed,
                absl::StrCat("eviction to host memory failed: ", moved.message()));
-    Notify({name, PlacementKind::kEvict, false, SecondsSince(start), weights,
-            std::string(moved.message())});
+    PlacementEvent event{name, PlacementKind::kEvict, false, SecondsSince(start), weights,
+                         std::string(moved.message())};
+    event.device = device;
+    Notify(event);
     return absl::OkStatus();  // the device bytes are gone either way
   }
   Transition(name, ModelState::kHost);
-  Notify({name, PlacementKind::kEvict, true, SecondsSince(start), weights, ""});
+  PlacementEvent event{name, PlacementKind::kEvict, true, SecondsSince(start), weights, ""};
+  event.device = device;
+  Notify(event);
   return absl::OkStatus();
 }
 
 absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded) {
   const v1::ModelConfig& config = loaded.config;
+  Device* device = devices_[0]->device;
+  {
+    absl::MutexLock lock(&mu_);
+    const int index = models_[name].device;
+    if (index >= 0) device = devices_[index]->device;
+  }
   // The device's free memory with this model's weights in place: what the
   // warm-up forward has to work in.
-  const int64_t free_now = options_.device->Memory().free_bytes;
+  const int64_t free_now = device->Memory().free_bytes;
   int known_labels = 0;
   bool remeasure = false;
   {
@@ -469,10 +634,10 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
       // Exclusive use of the device, so the peak is this forward's alone.
       absl::MutexLock exclusive(loaded.execution_mu != nullptr ? loaded.execution_mu
                                                                : &execution_mu_);
-      const int64_t base = options_.device->Memory().allocated_bytes;
-      options_.device->ResetPeak();
+      const int64_t base = device->Memory().allocated_bytes;
+      device->ResetPeak();
       logits = loaded.model->Forward(batch);
-      peak = std::max<int64_t>(0, options_.device->Memory().peak_bytes - base);
+      peak = std::max<int64_t>(0, device->Memory().peak_bytes - base);
     }
     // Never below one full-length row: a batch always runs its oldest input,
     // whatever the limit, so the reserve must cover the longest one.
@@ -507,7 +672,7 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
   if (entry.budgeted) {
     entry.info.activation_reserve = peak;
     entry.info.reserve_measured = true;
-    budget_.SetReserve(name, peak);
+    if (entry.device >= 0) budgets_[entry.device].SetReserve(name, peak);
   }
   return absl::OkStatus();
 }
@@ -544,6 +709,7 @@ void ModelRegistry::EnforceHostBudget() {
 absl::Status ModelRegistry::DoUnload(const std::string& name) {
   const absl::Time start = absl::Now();
   int64_t bytes = 0;
+  Device* device = nullptr;
   {
     absl::MutexLock lock(&mu_);
     Entry& entry = models_[name];
@@ -565,15 +731,16 @@ absl::Status ModelRegistry::DoUnload(const std::string& name) {
     mu_.Await(absl::Condition(
         +[](Entry* e) { return e->info.in_use == 0; }, &entry));
     bytes = entry.info.weight_bytes;
-    budget_.Release(name);
+    if (entry.device >= 0) device = devices_[entry.device]->device;
     entry.info.unloads++;
   }
+  // Leaving READY for UNLOADED releases its budget (SetState).
   Transition(name, ModelState::kUnloaded);
   {
     absl::MutexLock lock(&mu_);
     models_[name].unloading = false;
   }
-  options_.device->ReleaseCachedMemory();
+  if (device != nullptr) device->ReleaseCachedMemory();
   Notify({name, PlacementKind::kUnload, true, SecondsSince(start), bytes, ""});
   return absl::OkStatus();
 }

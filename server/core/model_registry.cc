@@ -22,6 +22,7 @@ absl::string_view PlacementKindName(PlacementKind kind) {
     case PlacementKind::kSwapIn: return "swap_in";
     case PlacementKind::kEvict: return "evict";
     case PlacementKind::kUnload: return "unload";
+    case PlacementKind::kDeviceLost: return "device_lost";
   }
   return "unknown";
 }
@@ -40,7 +41,17 @@ absl::StatusOr<v1::ModelConfig> ReadConfigIn(const ModelRepository& repository,
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(ModelRepository repository,
                                                                      ModelLoader* loader,
                                                                      RegistryOptions options) {
-  if (options.device == nullptr) return absl::InvalidArgumentError("registry needs a device");
+  if (options.devices.empty()) options.devices.push_back({options.device, options.vram_budget});
+  for (const RegistryDevice& d : options.devices) {
+    if (d.device == nullptr) return absl::InvalidArgumentError("registry needs a device");
+    if (d.device->has_budget() != options.devices[0].device->has_budget()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "devices ", options.devices[0].device->name(), " and ", d.device->name(),
+          " are not of one kind: either every device has a budget or none has"));
+    }
+  }
+  options.device = options.devices[0].device;
+  options.vram_budget = options.devices[0].vram_budget;
   std::unique_ptr<ModelRegistry> registry(
       new ModelRegistry(std::move(repository), loader, options));
   absl::StatusOr<std::vector<std::string>> names = registry->repository_.ListModels();
@@ -51,10 +62,16 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(ModelReposi
 
 ModelRegistry::ModelRegistry(ModelRepository repository, ModelLoader* loader,
                              RegistryOptions options)
-    : repository_(std::move(repository)),
-      loader_(loader),
-      options_(options),
-      budget_(options.device->has_budget() ? options.vram_budget : 0) {}
+    : repository_(std::move(repository)), loader_(loader), options_(options) {
+  for (const RegistryDevice& d : options_.devices) {
+    auto slot = std::make_unique<DeviceSlot>();
+    slot->device = d.device;
+    devices_.push_back(std::move(slot));
+    absl::MutexLock lock(&mu_);
+    budgets_.emplace_back(d.device->has_budget() ? d.vram_budget : 0);
+    lost_.push_back(false);
+  }
+}
 
 ModelRegistry::~ModelRegistry() = default;
 
@@ -132,15 +149,42 @@ std::vector<ModelInfo> ModelRegistry::List() {
 
 MemorySnapshot ModelRegistry::Memory() const {
   MemorySnapshot snapshot;
-  snapshot.device = options_.device->name();
-  snapshot.memory = options_.device->Memory();
   snapshot.host_budget = options_.host_budget;
   snapshot.placement_queue_depth = placements_.depth();
+  for (const auto& slot : devices_) {
+    DeviceSnapshot d;
+    d.device = slot->device->name();
+    d.memory = slot->device->Memory();
+    snapshot.devices.push_back(std::move(d));
+  }
   absl::MutexLock lock(&mu_);
-  snapshot.budget = budget_.budget();
-  snapshot.reserved = budget_.ResidentCost();
-  for (const auto& [name, entry] : models_) snapshot.host_bytes += entry.info.host_bytes;
+  for (size_t i = 0; i < devices_.size(); ++i) {
+    snapshot.devices[i].budget = budgets_[i].budget();
+    snapshot.devices[i].reserved = budgets_[i].ResidentCost();
+    snapshot.devices[i].lost = lost_[i];
+  }
+  for (const auto& [name, entry] : models_) {
+    snapshot.host_bytes += entry.info.host_bytes;
+    if (entry.device >= 0) ++snapshot.devices[entry.device].resident_models;
+  }
+  const DeviceSnapshot& first = snapshot.devices.front();
+  snapshot.device = first.device;
+  snapshot.memory = first.memory;
+  snapshot.budget = first.budget;
+  snapshot.reserved = first.reserved;
   return snapshot;
+}
+
+int ModelRegistry::DeviceIndex(const std::string& device) const {
+  for (size_t i = 0; i < devices_.size(); ++i) {
+    if (devices_[i]->device->name() == device) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int ModelRegistry::DevicesServing() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(std::count(lost_.begin(), lost_.end(), false));
 }
 
 void ModelRegistry::Release(const std::string& name) {
@@ -158,16 +202,21 @@ absl::Status ModelRegistry::EvictIdle(const std::string& keep, absl::Time deadli
         while (true) {
           std::string victim;
           {
+            // Only the device `keep` is on needs the room; every device when
+            // it is on none.
             absl::MutexLock lock(&mu_);
+            auto kept = models_.find(keep);
+            const int device = kept == models_.end() ? -1 : kept->second.device;
             for (auto& [name, entry] : models_) {
-              if (name != keep && entry.budgeted && entry.info.state == ModelState::kReady &&
-                  entry.info.in_use == 0 && !entry.info.config.pinned() && !entry.unloading) {
+              if (name != keep && entry.budgeted && (device < 0 || entry.device == device) &&
+                  entry.info.state == ModelState::kReady && entry.info.in_use == 0 &&
+                  !entry.info.config.pinned() && !entry.unloading) {
                 victim = name;
                 break;
               }
             }
             if (victim.empty()) break;
-            models_[victim].info.state = ModelState::kEvicting;  // claimed under the lock
+            ClaimForEviction(victim);
           }
           if (absl::Status s = Evict(victim); !s.ok()) return s;
         }
@@ -192,7 +241,9 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
     return absl::NotFoundError(absl::StrCat("model \"", name, "\" is not in the repository"));
   }
   Entry& entry = it->second;
-  if (entry.info.state == ModelState::kReady && !entry.unloading && !entry.closing) {
+  const bool on_lost_device = entry.device >= 0 && lost_[entry.device];
+  if (entry.info.state == ModelState::kReady && !entry.unloading && !entry.closing &&
+      !on_lost_device) {
     ++entry.info.in_use;
     entry.info.last_used = absl::Now();
     std::shared_ptr<LoadedModel> loaded = entry.loaded;
@@ -209,9 +260,11 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
                                                       entry.info.last_error,
                                                       " (Models.Load retries)"));
   }
-  return absl::UnavailableError(absl::StrCat("model \"", name, "\" is not ready",
-                                             entry.closing ? " (its turn on the device is ending)"
-                                                           : ""));
+  return absl::UnavailableError(
+      absl::StrCat("model \"", name, "\" is not ready",
+                   on_lost_device ? " (its device failed; it is being placed on another)"
+                   : entry.closing ? " (its turn on the device is ending)"
+                                   : ""));
 }
 
 // A call in progress that answers once: with its outcome, or with
@@ -313,7 +366,8 @@ bool ModelRegistry::Servable(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   return it != models_.end() && it->second.info.state == ModelState::kReady &&
-         !it->second.unloading && !it->second.closing;
+         !it->second.unloading && !it->second.closing &&
+         !(it->second.device >= 0 && lost_[it->second.device]);
 }
 
 void ModelRegistry::Shutdown() {
@@ -425,32 +479,98 @@ absl::StatusOr<ModelInfo> ModelRegistry::Unload(const std::string& name) {
       [&](InfoCallback done) { UnloadAsync(name, absl::InfiniteFuture(), std::move(done)); });
 }
 
+void ModelRegistry::SetState(Entry& entry, ModelState to, const std::string& error) {
+  // An illegal transition is a bug here; FAILED keeps the exported state
+  // machine honest instead of showing an impossible edge.
+  if (!IsLegalTransition(entry.info.state, to)) {
+    entry.info.last_error = absl::StrCat("internal: illegal transition ",
+                                         ModelStateName(entry.info.state), " -> ",
+                                         ModelStateName(to));
+    to = ModelState::kFailed;
+  } else if (to == ModelState::kFailed) {
+    entry.info.last_error = error;
+  }
+  entry.info.state = to;
+  if (to == ModelState::kUnloaded || to == ModelState::kFailed) {
+    entry.loaded.reset();
+    entry.info.device_bytes = 0;
+    entry.info.host_bytes = 0;
+  }
+  // No device copy is left once a model is in neither READY, PLACING nor
+  // EVICTING: its bytes leave the device's budget with it.
+  if (entry.device >= 0 && to != ModelState::kReady && to != ModelState::kPlacing &&
+      to != ModelState::kEvicting) {
+    budgets_[entry.device].Release(entry.info.name);
+    entry.device = -1;
+  }
+}
+
+void ModelRegistry::ClaimForEviction(const std::string& name) {
+  SetState(models_[name], ModelState::kEvicting);
+}
+
 void ModelRegistry::Transition(const std::string& name, ModelState to, const std::string& error) {
   ModelInfo snapshot;
   std::vector<StateListener> listeners;
   {
     absl::MutexLock lock(&mu_);
     Entry& entry = models_[name];
-    // An illegal transition is a bug here; FAILED keeps the exported state
-    // machine honest instead of showing an impossible edge.
-    if (!IsLegalTransition(entry.info.state, to)) {
-      entry.info.last_error =
-          absl::StrCat("internal: illegal transition ", ModelStateName(entry.info.state), " -> ",
-                       ModelStateName(to));
-      to = ModelState::kFailed;
-    } else if (to == ModelState::kFailed) {
-      entry.info.last_error = error;
-    }
-    entry.info.state = to;
-    if (to == ModelState::kUnloaded || to == ModelState::kFailed) {
-      entry.loaded.reset();
-      entry.info.device_bytes = 0;
-      entry.info.host_bytes = 0;
-    }
+    SetState(entry, to, error);
     snapshot = entry.info;
     listeners = state_listeners_;
   }
   for (const StateListener& listener : listeners) listener(snapshot);
+}
+
+void ModelRegistry::DeviceLost(const std::string& device, const absl::Status& error) {
+  const int index = DeviceIndex(device);
+  if (index < 0) return;
+  {
+    // From now on no placement chooses it and no request gets a handle to a
+    // copy on it.
+    absl::MutexLock lock(&mu_);
+    if (lost_[index]) return;
+    // The last device: there is nowhere to move to. Nothing changes here;
+    // the batcher refuses new work and liveness has the process restarted.
+    if (std::count(lost_.begin(), lost_.end(), false) <= 1) return;
+    lost_[index] = true;
+  }
+  // Not waited for: the caller is an executor, and the placement worker may
+  // be waiting for requests that executor holds.
+  placements_.Submit(
+      absl::StrCat("device-lost/", device),
+      [this, index, device, error]() -> absl::Status {
+        std::vector<std::pair<std::string, int64_t>> dropped;
+        int serving = 0;
+        {
+          absl::MutexLock lock(&mu_);
+          serving = static_cast<int>(std::count(lost_.begin(), lost_.end(), false));
+          for (auto& [name, entry] : models_) {
+            if (entry.device == index) dropped.emplace_back(name, entry.info.weight_bytes);
+          }
+        }
+        for (const auto& [name, bytes] : dropped) {
+          // The device copy cannot be read back; requests holding it finish
+          // (failing) with their own reference. The next copy comes from disk.
+          {
+            absl::MutexLock lock(&mu_);
+            models_[name].info.unloads++;
+          }
+          Transition(name, ModelState::kUnloaded);
+          PlacementEvent event{name, PlacementKind::kDeviceLost, true, 0, bytes, ""};
+          event.device = device;
+          event.error = std::string(error.message());
+          Notify(event);
+        }
+        // Back onto the devices left, without waiting for a request to ask.
+        if (serving > 0) {
+          for (const auto& [name, bytes] : dropped) {
+            PlaceAsync(name, /*urgent=*/false, kPlaceAttempts, [](absl::Status) {});
+          }
+        }
+        return absl::OkStatus();
+      },
+      /*urgent=*/true);
 }
 
 void ModelRegistry::Notify(const PlacementEvent& event) {

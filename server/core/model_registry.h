@@ -68,45 +68,110 @@ struct ModelInfo {
   int64_t batch_token_limit = 0;    // tokens; proven at warm-up (0 before)
   int64_t loads = 0, swap_ins = 0, evictions = 0, unloads = 0;
   double last_load_seconds = 0, last_swap_in_seconds = 0;
+  // Placements by the reason the policy chose the device (see
+  // ChooseDevice): "free" (fitted beside what was there), "evict" (after
+  // evicting idle models), "wait" (after waiting for requests' holds).
+  int64_t placed_free = 0, placed_evict = 0, placed_wait = 0;
 };
 
-enum class PlacementKind { kLoad, kSwapIn, kEvict, kUnload };
+enum class PlacementKind { kLoad, kSwapIn, kEvict, kUnload, kDeviceLost };
 absl::string_view PlacementKindName(PlacementKind kind);  // "load", "swap_in", ...
 
 // One finished placement job, for metrics and logs.
 struct PlacementEvent {
+  PlacementEvent() = default;
+  PlacementEvent(std::string model, PlacementKind kind, bool ok, double seconds, int64_t bytes,
+                 std::string error, std::string device = "", std::string reason = "")
+      : model(std::move(model)),
+        kind(kind),
+        ok(ok),
+        seconds(seconds),
+        bytes(bytes),
+        error(std::move(error)),
+        device(std::move(device)),
+        reason(std::move(reason)) {}
+
   std::string model;
-  PlacementKind kind;
+  PlacementKind kind = PlacementKind::kLoad;
   bool ok = true;
   double seconds = 0;
   int64_t bytes = 0;  // weight bytes moved
   std::string error;
+  std::string device;  // where it was placed, evicted from or lost; "" for host-only events
+  std::string reason;  // placements: why this device ("free", "evict", "wait")
 };
 
-// Device and host memory as the registry sees it, all in bytes.
-struct MemorySnapshot {
+// One execution device as the registry sees it, all in bytes.
+struct DeviceSnapshot {
   std::string device;
   DeviceMemory memory;        // what the device and its allocator report
   int64_t budget = 0;         // VRAM budget in force
   int64_t reserved = 0;       // admitted: resident weights + largest reserve
+  int resident_models = 0;    // models with weights on it
+  bool lost = false;          // failed for good (see DeviceLost)
+};
+
+// Device and host memory as the registry sees it, all in bytes.
+struct MemorySnapshot {
+  // The first device (the only one of most servers), as in `devices[0]`.
+  std::string device;
+  DeviceMemory memory;
+  int64_t budget = 0;
+  int64_t reserved = 0;
+  std::vector<DeviceSnapshot> devices;  // every device, in --device order
   int64_t host_bytes = 0;     // weights held in the host tier
   int64_t host_budget = 0;
   size_t placement_queue_depth = 0;
 };
 
+// One execution device of the registry and its VRAM budget.
+struct RegistryDevice {
+  Device* device = nullptr;
+  int64_t vram_budget = 0;  // bytes; ignored when !device->has_budget()
+};
+
 struct RegistryOptions {
-  Device* device = nullptr;  // execution device of budgeted models; required
+  Device* device = nullptr;  // execution device of budgeted models (unless `devices`)
   int64_t vram_budget = 0;   // bytes; ignored when !device->has_budget()
+  // Several execution devices, each with its own budget, in the order the
+  // loader's models index them (Model::MoveToDevice). When not empty,
+  // `device` and `vram_budget` are ignored. All of one kind (budgeted or
+  // not).
+  std::vector<RegistryDevice> devices;
   int64_t host_budget = 0;   // bytes of weights the host tier may hold
   // How long a placement waits for requests to let go of models it must
   // evict before it gives up with ResourceExhausted.
   absl::Duration hold_wait = absl::Seconds(10);
 };
 
-// Owns every model of a repository, its state machine, the VRAM budget of one
-// device and the host tier. Every swap-in, eviction, unload and move to the
-// device runs on one PlacementQueue worker, one at a time; jobs a request
-// waits on go first. Reading a model from disk into host memory (LOADING)
+// Owns every model of a repository, its state machine, the VRAM budget of
+// each execution device and the host tier. Every swap-in, eviction, unload
+// and move to a device runs on one PlacementQueue worker, one at a time, for
+// all devices together; jobs a request waits on go first.
+//
+// Several devices (--device cuda:0,cuda:1 or sim:0,sim:1): each has its own
+// budget and its own executor (one forward at a time, see Batcher); a model
+// has at most one device copy, on the device the placement policy chose:
+//
+//   1. Candidates: the devices its config pins it to (`devices: [0, 2]`),
+//      else all; never a lost device. A pin to a device the server does not
+//      have is FailedPrecondition, never a silent move elsewhere.
+//   2. A device where it fits beside what is there now, without evicting
+//      anything: the one with the most budget left after placing it. Free
+//      memory is never worth an eviction.
+//   3. Else the device whose eviction set is smallest in bytes, the set
+//      being idle (no request holds them), unpinned models taken least
+//      recently used first until it fits: the fewest bytes to copy back in
+//      later, and the coldest models go.
+//   4. Else a device where it fits once models that requests hold now have
+//      finished their batches (they close and take turns, see MakeRoom): the
+//      one with the fewest such bytes, so its waiters wait least.
+//   5. It fits on no candidate even with every other model gone:
+//      ResourceExhausted before any byte moves, naming each device's budget.
+// Ties go to the lower device index. The choice is made on the placement
+// worker, so it sees every earlier placement's outcome; one worker for all
+// devices keeps the budgets consistent without a lock per device, at the
+// price of swap-ins on two devices never overlapping. Reading a model from disk into host memory (LOADING)
 // touches no device memory and may block for as long as its storage does, so
 // each read runs on a thread of its own: a stuck read holds that thread and
 // that model, never the placement worker or another model.
@@ -172,7 +237,8 @@ class ModelRegistry {
   absl::StatusOr<ModelHandle> TryAcquire(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Moves every idle (no handle held), unpinned READY model except `keep`
-  // to the host tier, through the placement queue ahead of background work;
+  // on the device `keep` is on (on every device if it is on none) to the
+  // host tier, through the placement queue ahead of background work;
   // returns once done. For an input that does not fit on the device alone.
   // Gives up waiting at `deadline` (DeadlineExceeded; the job still runs).
   absl::Status EvictIdle(const std::string& keep, absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
@@ -198,6 +264,21 @@ class ModelRegistry {
   // the registry.
   bool WaitForReads(absl::Time deadline) const { return reads_.WaitIdle(deadline); }
 
+  // `device` (a name, "sim:1") failed for good: a sticky error (CUDA illegal
+  // memory access and the like) makes every later call on it fail. Its
+  // models lose their device copy (the memory cannot be read back) and are
+  // read again from disk onto the remaining devices, at once; requests in
+  // flight on it fail (the Batcher's part) and later ones wait for the new
+  // placement. No later placement chooses it. Returns at once (the moves
+  // run on the placement worker, ahead of background work); idempotent;
+  // unknown names are ignored. The last device serving is never marked
+  // lost: with nowhere to move to, the Batcher refuses new work and
+  // liveness has the process restarted, as on a one-device server.
+  void DeviceLost(const std::string& device, const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
+  // Devices not lost.
+  int DevicesServing() const ABSL_LOCKS_EXCLUDED(mu_);
+  int device_count() const { return static_cast<int>(devices_.size()); }
+
  private:
   struct Entry {
     ModelInfo info;
@@ -216,7 +297,25 @@ class ModelRegistry {
     // swap-in), and its reported time includes the read's.
     bool fresh_from_disk = false;
     double read_seconds = 0;
+    // Index of the device its weights are admitted to (from the start of a
+    // placement until eviction or unload); -1: none.
+    int device = -1;
   };
+
+  // Why ChooseDevice took a device, best first.
+  enum class Fit { kFree = 0, kEvict = 1, kWait = 2 };
+  struct Choice {
+    int device = 0;
+    Fit fit = Fit::kFree;
+  };
+  static absl::string_view FitName(Fit fit);
+  // The placement policy (see the class comment) for `name`.
+  absl::StatusOr<Choice> ChooseDevice(const std::string& name, int64_t weights, int64_t reserve)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Free bytes `device` has for new allocations: its free memory (other
+  // processes count) and its allocator's cache.
+  int64_t PhysicallyFree(int device) const;
+  int DeviceIndex(const std::string& device) const;
 
   ModelRegistry(ModelRepository repository, ModelLoader* loader, RegistryOptions options);
 
@@ -253,7 +352,7 @@ class ModelRegistry {
   // kReadStall (slow or stuck storage) stops holding the others back.
   void TakeReadSlot(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   void GiveBackReadSlot(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status MakeRoom(const std::string& name, int64_t weights, int64_t reserve)
+  absl::Status MakeRoom(const std::string& name, int device, int64_t weights, int64_t reserve)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Evict(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status WarmUp(const std::string& name, LoadedModel& loaded) ABSL_LOCKS_EXCLUDED(mu_);
@@ -262,21 +361,36 @@ class ModelRegistry {
   absl::StatusOr<std::shared_ptr<LoadedModel>> Build(const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Every state change goes through SetState, so no edge bypasses
+  // IsLegalTransition; Transition also tells the listeners.
   void Transition(const std::string& name, ModelState to, const std::string& error = "")
       ABSL_LOCKS_EXCLUDED(mu_);
+  void SetState(Entry& entry, ModelState to, const std::string& error = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // READY -> EVICTING under the lock, so no request takes a handle from now
+  // on; Evict tells the listeners.
+  void ClaimForEviction(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const PlacementEvent& event) ABSL_LOCKS_EXCLUDED(mu_);
 
   const ModelRepository repository_;
   ModelLoader* const loader_;
   const RegistryOptions options_;
 
-  // One batch per budgeted device at a time (see LoadedModel::execution_mu).
+  // Exclusive use of the CPU for warm-ups of models that execute there.
   absl::Mutex execution_mu_;
+  // The execution devices, fixed at construction.
+  struct DeviceSlot {
+    Device* device = nullptr;
+    // One batch on the device at a time (see LoadedModel::execution_mu).
+    absl::Mutex execution_mu;
+  };
+  std::vector<std::unique_ptr<DeviceSlot>> devices_;
 
   mutable absl::Mutex mu_;
   // Node map: an Entry stays put while DoUnload waits on it with mu_ released.
   absl::node_hash_map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
-  DeviceBudget budget_ ABSL_GUARDED_BY(mu_);
+  std::vector<DeviceBudget> budgets_ ABSL_GUARDED_BY(mu_);  // one per device
+  std::vector<bool> lost_ ABSL_GUARDED_BY(mu_);             // one per device
   // Reads from disk holding a read slot, by model, with when they started;
   // bumped `read_releases_` wakes the ones waiting for a slot.
   absl::flat_hash_map<std::string, absl::Time> reads_started_ ABSL_GUARDED_BY(mu_);

@@ -46,9 +46,13 @@ class Model {
   // REQUIRES: tier() == kDevice. OOM is ResourceExhausted; other failures
   // Internal or InvalidArgument.
   virtual absl::StatusOr<Logits> Forward(const InputBatch& batch) = 0;
-  // Copies the weights to the execution device and frees the host copy.
-  // ResourceExhausted on OOM, with the model left in the host tier.
-  virtual absl::Status MoveToDevice() = 0;
+  // Copies the weights to execution device `device` (an index into the
+  // loader's devices: 0 for a single-device server) and frees the host copy.
+  // ResourceExhausted on OOM, with the model left in the host tier;
+  // InvalidArgument for an index the loader has no device for.
+  virtual absl::Status MoveToDevice(int device) = 0;
+  // The first (or only) device.
+  absl::Status MoveToDevice() { return MoveToDevice(0); }
   // Copies the weights to host memory and frees the device copy.
   virtual absl::Status MoveToHost() = 0;
   virtual WeightTier tier() const = 0;
@@ -57,7 +61,8 @@ class Model {
   virtual int64_t weight_bytes() const = 0;
   // Forward arguments by name, in schema order.
   virtual std::vector<std::string> input_names() const = 0;
-  // "cpu", "cuda:0", "sim:0".
+  // "cpu", "cuda:0", "sim:0": where it runs now, or ran last (in the host
+  // tier), or will run first (never placed yet).
   virtual std::string device() const = 0;
 };
 

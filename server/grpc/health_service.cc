@@ -104,17 +104,21 @@ HealthService::Status HealthService::StatusOf(const std::string& service) const 
 void HealthService::SetServing(const std::string& service, bool serving) {
   absl::MutexLock lock(&mu_);
   if (shut_down_) return;
-  serving_[service] = serving && !device_lost_;
+  serving_[service] = serving && !device_lost_ && !(service == kLivenessService && liveness_lost_);
   for (Watcher* w : watchers_) {
     if (w->name() == service) w->Push(StatusOf(service));
   }
 }
 
-void HealthService::SetDeviceLost() {
+void HealthService::SetDeviceLost(bool devices_remain) {
   absl::MutexLock lock(&mu_);
   if (shut_down_) return;
-  device_lost_ = true;
-  for (auto& [name, serving] : serving_) serving = false;
+  liveness_lost_ = true;
+  serving_[kLivenessService] = false;
+  if (!devices_remain) {
+    device_lost_ = true;
+    for (auto& [name, serving] : serving_) serving = false;
+  }
   for (Watcher* w : watchers_) w->Push(StatusOf(w->name()));
 }
 

@@ -27,10 +27,14 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   void SetServing(const std::string& service, bool serving) ABSL_LOCKS_EXCLUDED(mu_);
   // What Check would answer for `service`: true only for SERVING.
   bool IsServing(const std::string& service) const ABSL_LOCKS_EXCLUDED(mu_);
-  // The execution device failed for good: every service, liveness included,
-  // turns NOT_SERVING and stays so, so that the orchestrator restarts the
-  // process. Watch streams stay open and see the change.
-  void SetDeviceLost() ABSL_LOCKS_EXCLUDED(mu_);
+  // An execution device failed for good. Liveness turns NOT_SERVING and
+  // stays so, so that the orchestrator restarts the process at its next
+  // chance (a CUDA context with a sticky error is not recovered in process,
+  // and the pod's GPU count is lower than the one it asked for). Readiness
+  // follows: NOT_SERVING too when no device is left (`devices_remain`
+  // false), else it stays as it is, since the other devices still serve
+  // every model until the restart. Watch streams stay open and see the change.
+  void SetDeviceLost(bool devices_remain = false) ABSL_LOCKS_EXCLUDED(mu_);
   // Every service NOT_SERVING and every Watch stream finished; later changes
   // are ignored. Call before grpc::Server::Shutdown so watchers do not hold
   // the drain open.
@@ -55,7 +59,8 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   absl::flat_hash_map<std::string, bool> serving_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  bool device_lost_ ABSL_GUARDED_BY(mu_) = false;
+  bool device_lost_ ABSL_GUARDED_BY(mu_) = false;    // every service NOT_SERVING
+  bool liveness_lost_ ABSL_GUARDED_BY(mu_) = false;  // liveness NOT_SERVING
 };
 
 }  // namespace bertserve::grpcsvc

@@ -28,6 +28,9 @@ v1::ModelStatus ToModelStatus(const core::ModelInfo& info) {
   status.set_activation_reserve_measured(info.reserve_measured);
   status.set_in_use(info.in_use);
   status.set_batch_token_limit(info.batch_token_limit);
+  status.set_placements_free(info.placed_free);
+  status.set_placements_evict(info.placed_evict);
+  status.set_placements_wait(info.placed_wait);
   status.set_loads(info.loads);
   status.set_swap_ins(info.swap_ins);
   status.set_evictions(info.evictions);
@@ -40,19 +43,22 @@ v1::ModelStatus ToModelStatus(const core::ModelInfo& info) {
   return status;
 }
 
-v1::DeviceStatus ToDeviceStatus(const core::MemorySnapshot& m) {
+v1::DeviceStatus ToDeviceStatus(const core::MemorySnapshot& m, size_t index) {
+  const core::DeviceSnapshot& device = m.devices.at(index);
   v1::DeviceStatus d;
-  d.set_name(m.device);
-  d.set_total_bytes(m.memory.total_bytes);
-  d.set_free_bytes(m.memory.free_bytes);
-  d.set_budget_bytes(m.budget);
-  d.set_reserved_bytes(m.reserved);
-  d.set_allocator_allocated_bytes(m.memory.allocated_bytes);
-  d.set_allocator_reserved_bytes(m.memory.reserved_bytes);
-  d.set_allocator_peak_bytes(m.memory.peak_bytes);
+  d.set_name(device.device);
+  d.set_total_bytes(device.memory.total_bytes);
+  d.set_free_bytes(device.memory.free_bytes);
+  d.set_budget_bytes(device.budget);
+  d.set_reserved_bytes(device.reserved);
+  d.set_allocator_allocated_bytes(device.memory.allocated_bytes);
+  d.set_allocator_reserved_bytes(device.memory.reserved_bytes);
+  d.set_allocator_peak_bytes(device.memory.peak_bytes);
   d.set_host_bytes(m.host_bytes);
   d.set_host_budget_bytes(m.host_budget);
   d.set_placement_queue_depth(static_cast<int32_t>(m.placement_queue_depth));
+  d.set_resident_models(device.resident_models);
+  d.set_lost(device.lost);
   return d;
 }
 
@@ -122,7 +128,11 @@ grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* conte
       [this](const v1::ListModelsRequest&, absl::Time) -> absl::StatusOr<v1::ListModelsResponse> {
         v1::ListModelsResponse out;
         for (const core::ModelInfo& info : registry_->List()) *out.add_models() = ToModelStatus(info);
-        *out.mutable_device() = ToDeviceStatus(registry_->Memory());
+        const core::MemorySnapshot memory = registry_->Memory();
+        for (size_t i = 0; i < memory.devices.size(); ++i) {
+          *out.add_devices() = ToDeviceStatus(memory, i);
+        }
+        *out.mutable_device() = out.devices(0);
         return out;
       },
       ReadCall<v1::ListModelsRequest>(context, access_));

@@ -13,7 +13,8 @@ namespace bertserve::grpcsvc {
 
 // Converts a registry snapshot to the API message.
 v1::ModelStatus ToModelStatus(const core::ModelInfo& info);
-v1::DeviceStatus ToDeviceStatus(const core::MemorySnapshot& memory);
+// Device `index` of `memory` (0 for the first).
+v1::DeviceStatus ToDeviceStatus(const core::MemorySnapshot& memory, size_t index);
 
 // bertserve.v1.Models over the registry. Every call runs on the worker pool,
 // never on a gRPC thread, and none holds a thread while a placement runs.

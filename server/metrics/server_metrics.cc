@@ -30,7 +30,8 @@ ServerMetrics::ServerMetrics()
                        .Register(*registry_)),
       model_memory_(prometheus::BuildGauge()
                         .Name("bertserve_model_memory_bytes")
-                        .Help("Weight bytes held per model per tier (device, host).")
+                        .Help("Weight bytes held per model per tier (device, host); device-tier series "
+                              "name the device.")
                         .Register(*registry_)),
       build_info_(prometheus::BuildGauge()
                       .Name("bertserve_build_info")
@@ -107,7 +108,19 @@ ServerMetrics::ServerMetrics()
       access_denied_(Counter("bertserve_access_denied_total",
                              "RPCs refused by access control, by method and gRPC code "
                              "(UNAUTHENTICATED: no or a wrong token; PERMISSION_DENIED: "
-                             "management disabled on the listener).")) {
+                             "management disabled on the listener).")),
+      device_models_(Gauge("bertserve_device_models",
+                           "Models with weights on the device now.")),
+      device_lost_(Gauge("bertserve_device_lost",
+                         "1 once the device failed for good (a sticky error); its models "
+                         "moved to the other devices.")),
+      model_replicas_(Gauge("bertserve_model_replicas",
+                            "Device copies of the model now (0 while it is only in host "
+                            "memory or not loaded).")),
+      placement_decisions_(Counter("bertserve_placement_decisions_total",
+                                   "Placements by the device chosen and the reason: free (fitted "
+                                   "beside what was there), evict (after evicting idle models), "
+                                   "wait (after models in use finished their turn).")) {
   ready_.Add({}).Set(0);
 }
 
@@ -249,7 +262,10 @@ void ServerMetrics::SetMemory(const MemoryGauges& g) {
           : 0.0);
   host_memory_.Add({}).Set(g.host);
   host_budget_.Add({}).Set(g.host_budget);
-  placement_queue_depth_.Add(device).Set(g.placement_queue_depth);
+  // One queue serves every device: only the first device's gauges carry it.
+  if (g.placement_queue_depth >= 0) placement_queue_depth_.Add(device).Set(g.placement_queue_depth);
+  device_models_.Add(device).Set(g.resident_models);
+  device_lost_.Add(device).Set(g.lost ? 1 : 0);
 }
 
 void ServerMetrics::SetScrapeHook(std::function<void()> hook) {
@@ -304,8 +320,26 @@ void ServerMetrics::SetModelState(const std::string& model, absl::string_view st
 }
 
 void ServerMetrics::SetModelMemory(const std::string& model, absl::string_view tier,
-                                   double bytes) {
-  model_memory_.Add({{"model", model}, {"tier", std::string(tier)}}).Set(bytes);
+                                   double bytes, const std::string& device) {
+  if (tier == "device") {
+    absl::MutexLock lock(&model_device_mu_);
+    auto [it, fresh] = model_device_.try_emplace(model, device);
+    if (!fresh && it->second != device) {
+      model_memory_.Add({{"model", model}, {"tier", "device"}, {"device", it->second}}).Set(0);
+      it->second = device;
+    }
+  }
+  prometheus::Labels labels{{"model", model}, {"tier", std::string(tier)}};
+  if (tier == "device") labels.emplace("device", device);
+  model_memory_.Add(labels).Set(bytes);
+}
+
+void ServerMetrics::SetModelReplicas(const std::string& model, double copies) {
+  model_replicas_.Add({{"model", model}}).Set(copies);
+}
+
+void ServerMetrics::RecordPlacementDecision(const std::string& device, absl::string_view reason) {
+  placement_decisions_.Add({{"device", device}, {"reason", std::string(reason)}}).Increment();
 }
 
 }  // namespace bertserve::metrics

@@ -7,7 +7,10 @@
 #include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -24,7 +27,9 @@ struct MemoryGauges {
   double budget = 0, reserved = 0;       // VRAM budget and bytes admitted by bertserve
   double allocator_allocated = 0, allocator_reserved = 0, allocator_peak = 0;
   double host = 0, host_budget = 0;      // offloaded weights in host memory
-  double placement_queue_depth = 0;      // jobs
+  double placement_queue_depth = 0;      // jobs (one queue for every device); < 0: not set
+  double resident_models = 0;            // models with weights on the device
+  bool lost = false;                     // failed for good
 };
 
 // The Prometheus registry of the server and its /metrics endpoint. Names
@@ -54,8 +59,16 @@ class ServerMetrics {
   // Sets the model's state series: 1 for `state`, 0 for the others of `all`.
   void SetModelState(const std::string& model, absl::string_view state,
                      const std::vector<absl::string_view>& all);
-  // Weights held for `model` on `tier` ("device", "host"), in bytes.
-  void SetModelMemory(const std::string& model, absl::string_view tier, double bytes);
+  // Weights held for `model` on `tier` ("device", "host"), in bytes. Device
+  // tier series carry the device they are on ("" while on none); a model
+  // that moved to another device has its old series set to 0.
+  void SetModelMemory(const std::string& model, absl::string_view tier, double bytes,
+                      const std::string& device = "") ABSL_LOCKS_EXCLUDED(model_device_mu_);
+  // Device copies of the model (0 while on none).
+  void SetModelReplicas(const std::string& model, double copies);
+  // The placement policy put a model on `device` for `reason` (free, evict,
+  // wait: see core::ModelRegistry).
+  void RecordPlacementDecision(const std::string& device, absl::string_view reason);
   void SetActivationReserve(const std::string& model, double bytes);
   // One finished placement job: kind load|swap_in|evict|unload, result ok|error.
   void RecordPlacement(const std::string& model, absl::string_view kind, bool ok,
@@ -131,6 +144,14 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>& allocator_fragmentation_;
   prometheus::Family<prometheus::Gauge>& ready_;
   prometheus::Family<prometheus::Counter>& access_denied_;
+  prometheus::Family<prometheus::Gauge>& device_models_;
+  prometheus::Family<prometheus::Gauge>& device_lost_;
+  prometheus::Family<prometheus::Gauge>& model_replicas_;
+  prometheus::Family<prometheus::Counter>& placement_decisions_;
+  absl::Mutex model_device_mu_;
+  // The device each model's device-tier series was last set for, so a move
+  // to another device zeroes the old series.
+  absl::flat_hash_map<std::string, std::string> model_device_ ABSL_GUARDED_BY(model_device_mu_);
   // Declared last: stops serving before the families it reads go away.
   std::unique_ptr<MetricsHttpServer> http_;
 };

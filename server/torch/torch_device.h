@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -57,17 +58,26 @@ class TorchDevice : public core::Device {
 
 // Makes the device named by `spec`:
 //   "cpu"                  the plain CPU
-//   "sim", "sim:0"         the simulated device, `simulated_capacity_bytes`
-//                          of capacity (> 0); at most one per process,
-//                          a second is FailedPrecondition
+//   "sim", "sim:N"         simulated device N (default 0, at most 15),
+//                          `simulated_capacity_bytes` of capacity (> 0);
+//                          each N at most once per process, a second is
+//                          FailedPrecondition
 //   "cuda", "cuda:N"       GPU N (default 0); InvalidArgument past the
 //                          device count; FailedPrecondition in builds
 //                          without CUDA support
 // Anything else is InvalidArgument.
-// `simulated_foreign_file`: see SimulatedDevice::Create.
+// `simulated_foreign_file`, `simulated_fault_file`: see SimulatedDevice::Create.
 absl::StatusOr<std::unique_ptr<TorchDevice>> CreateTorchDevice(
     const std::string& spec, int64_t simulated_capacity_bytes,
-    const std::string& simulated_foreign_file = "");
+    const std::string& simulated_foreign_file = "", const std::string& simulated_fault_file = "");
+
+// The devices of a --device list: specs as above separated by commas
+// ("cuda:0,cuda:1", "sim:0,sim:1"), or "cuda:all" (every visible GPU). One
+// kind per list (cpu alone; never cuda with sim), no device twice; errors
+// name the spec at fault.
+absl::StatusOr<std::vector<std::unique_ptr<TorchDevice>>> CreateTorchDevices(
+    const std::string& list, int64_t simulated_capacity_bytes,
+    const std::string& simulated_foreign_file = "", const std::string& simulated_fault_file = "");
 
 // True in CUDA builds with at least one visible GPU; GPU tests skip otherwise.
 bool CudaAvailable();

@@ -1,6 +1,7 @@
 #include "server/torch/torch_model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -64,11 +65,13 @@ at::Tensor ViewInto(const at::Tensor& block, const at::Tensor& like, int64_t off
 
 class TorchModel : public core::Model {
  public:
-  TorchModel(torch::jit::Module module, std::vector<ForwardInput> inputs, TorchDevice* device,
-             std::string model_path)
+  // `devices`: where it may run (one entry, the plain CPU, for models that
+  // execute there); it starts on the first.
+  TorchModel(torch::jit::Module module, std::vector<ForwardInput> inputs,
+             std::vector<TorchDevice*> devices, std::string model_path)
       : module_(std::move(module)),
         inputs_(std::move(inputs)),
-        device_(device),
+        devices_(std::move(devices)),
         model_path_(std::move(model_path)) {}
 
   // Budgeted devices: packs every weight into one host block, leaving the
@@ -100,12 +103,12 @@ class TorchModel : public core::Model {
       slots_.push_back({t, offset});
       block_bytes_ = offset + TensorBytes(t);
     }
-    if (!device_->has_budget()) {
+    if (!devices_[0]->has_budget()) {
       tier_ = core::WeightTier::kDevice;
       return absl::OkStatus();
     }
     try {
-      at::Tensor block = device_->AllocateHost(block_bytes_);
+      at::Tensor block = devices_[0]->AllocateHost(block_bytes_);
       for (const WeightSlot& slot : slots_) {
         ViewInto(block, slot.tensor, slot.offset).copy_(slot.tensor);
       }
@@ -122,10 +125,11 @@ class TorchModel : public core::Model {
       return absl::FailedPreconditionError(
           absl::StrCat(model_path_, ": forward while the weights are in host memory"));
     }
+    const TorchDevice* device = devices_[current_.load()];
     try {
-      const std::unique_ptr<TorchDevice::ExecutionScope> scope = device_->Enter();
+      const std::unique_ptr<TorchDevice::ExecutionScope> scope = device->Enter();
       c10::InferenceMode guard;
-      const c10::Device where = device_->execution_device();
+      const c10::Device where = device->execution_device();
       const std::vector<int64_t> shape = {batch.batch_size, batch.sequence_length};
       auto tensor_of = [&](const std::vector<int64_t>& values) {
         // from_blob does not copy; the batch outlives the call. On the CPU
@@ -166,24 +170,36 @@ class TorchModel : public core::Model {
     }
   }
 
-  absl::Status MoveToDevice() override {
-    if (tier_ == core::WeightTier::kDevice) return absl::OkStatus();
+  using core::Model::MoveToDevice;
+  absl::Status MoveToDevice(int index) override {
+    if (!devices_[0]->has_budget()) return absl::OkStatus();  // the plain CPU: always there
+    if (index < 0 || index >= static_cast<int>(devices_.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(model_path_, ": no device ", index, " (",
+                                                     devices_.size(), " devices)"));
+    }
+    if (tier_ == core::WeightTier::kDevice) {
+      if (index == current_.load()) return absl::OkStatus();
+      return absl::FailedPreconditionError(
+          absl::StrCat(model_path_, ": on ", devices_[current_.load()]->name(),
+                       " already; it goes to host memory before another device"));
+    }
     try {
       // One copy; if it fails for lack of room nothing has changed.
-      at::Tensor block = device_->ToDevice(block_);
+      at::Tensor block = devices_[index]->ToDevice(block_);
       Repoint(block);
     } catch (const std::exception& e) {
       return StatusFromException(e, absl::StrCat(model_path_, ": copying ", block_bytes_,
-                                                 " bytes of weights to ", device_->name()));
+                                                 " bytes of weights to ", devices_[index]->name()));
     }
+    current_.store(index);
     tier_ = core::WeightTier::kDevice;
     return absl::OkStatus();
   }
 
   absl::Status MoveToHost() override {
-    if (tier_ == core::WeightTier::kHost || !device_->has_budget()) return absl::OkStatus();
+    if (tier_ == core::WeightTier::kHost || !devices_[0]->has_budget()) return absl::OkStatus();
     try {
-      at::Tensor block = device_->AllocateHost(block_bytes_);
+      at::Tensor block = devices_[current_.load()]->AllocateHost(block_bytes_);
       block.copy_(block_);
       Repoint(block);
     } catch (const std::exception& e) {
@@ -201,7 +217,7 @@ class TorchModel : public core::Model {
     for (ForwardInput input : inputs_) names.push_back(ForwardInputName(input));
     return names;
   }
-  std::string device() const override { return device_->name(); }
+  std::string device() const override { return devices_[current_.load()]->name(); }
 
  private:
   // Points every weight at its place in `block`, which becomes the model's
@@ -230,7 +246,8 @@ class TorchModel : public core::Model {
 
   torch::jit::Module module_;
   const std::vector<ForwardInput> inputs_;
-  TorchDevice* const device_;
+  const std::vector<TorchDevice*> devices_;
+  std::atomic<int> current_{0};  // index into devices_: where it is, or was last
   const std::string model_path_;
   std::vector<WeightSlot> slots_;
   int64_t block_bytes_ = 0;  // the weight bytes: slots leave no gaps
@@ -324,10 +341,12 @@ absl::StatusOr<std::unique_ptr<core::Model>> TorchModelLoader::Load(
   bytes << in.rdbuf();
   if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
 
-  TorchDevice* device =
-      source.config.device() == v1::ModelConfig::DEVICE_CPU || !device_->has_budget() ? cpu_
-                                                                                        : device_;
-  absl::StatusOr<c10::ScalarType> dtype = ScalarTypeFor(source, device->execution_device());
+  const bool on_cpu =
+      source.config.device() == v1::ModelConfig::DEVICE_CPU || !devices_[0]->has_budget();
+  const std::vector<TorchDevice*> devices = on_cpu ? std::vector<TorchDevice*>{cpu_} : devices_;
+  // One dtype for every device a model may run on: devices of one server are
+  // of one kind.
+  absl::StatusOr<c10::ScalarType> dtype = ScalarTypeFor(source, devices[0]->execution_device());
   if (!dtype.ok()) return dtype.status();
 
   torch::jit::Module module;
@@ -364,7 +383,7 @@ absl::StatusOr<std::unique_ptr<core::Model>> TorchModelLoader::Load(
                                absl::StatusCode::kInvalidArgument);
   }
 
-  auto model = std::make_unique<TorchModel>(std::move(module), *std::move(inputs), device, path);
+  auto model = std::make_unique<TorchModel>(std::move(module), *std::move(inputs), devices, path);
   if (absl::Status s = model->Init(); !s.ok()) return s;
   return model;
 }

@@ -41,13 +41,18 @@ std::string ForwardInputName(ForwardInput input);
 // plain CPU, run on `cpu` and are in the device tier at once.
 class TorchModelLoader : public core::ModelLoader {
  public:
-  // Both devices outlive the loader and every model it makes.
-  TorchModelLoader(TorchDevice* device, TorchDevice* cpu) : device_(device), cpu_(cpu) {}
+  // Every device outlives the loader and every model it makes. `devices`
+  // (at least one, all of one kind) are where budgeted models may be placed,
+  // Model::MoveToDevice's indices; models that run on the CPU use `cpu`.
+  TorchModelLoader(std::vector<TorchDevice*> devices, TorchDevice* cpu)
+      : devices_(std::move(devices)), cpu_(cpu) {}
+  TorchModelLoader(TorchDevice* device, TorchDevice* cpu)
+      : TorchModelLoader(std::vector<TorchDevice*>{device}, cpu) {}
 
   absl::StatusOr<std::unique_ptr<core::Model>> Load(const core::ModelSource& source) override;
 
  private:
-  TorchDevice* const device_;
+  const std::vector<TorchDevice*> devices_;
   TorchDevice* const cpu_;
 };
 

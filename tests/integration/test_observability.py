@@ -210,7 +210,12 @@ class ObservabilityTest(harness.ServerTestCase):
         resident = 0
         largest_reserve = 0
         for m in listing.models:
-            device = memory.get(f'{{model="{m.name}",tier="device"}}', 0)
+            # Device-tier series name the device; the one a model is on has its bytes.
+            device = sum(v for k, v in memory.items()
+                         if f'model="{m.name}"' in k and 'tier="device"' in k)
+            if m.device_bytes:
+                self.assertEqual(memory.get(
+                    f'{{device="{m.device}",model="{m.name}",tier="device"}}'), m.device_bytes)
             host = memory.get(f'{{model="{m.name}",tier="host"}}', 0)
             self.assertEqual(device, m.device_bytes, m.name)
             self.assertEqual(host, m.host_bytes, m.name)
@@ -234,9 +239,9 @@ class ObservabilityTest(harness.ServerTestCase):
         exported = set(re.findall(r"^# TYPE (\S+) ", body, re.M))
         checked = 0
         for panel in dashboard["panels"]:
-            for target in panel["targets"]:
-                expr = (target["expr"].replace("$__rate_interval", "1m")
-                        .replace("$model", ".*").replace("$instance", ".*"))
+            for target in panel.get("targets", []):  # rows have none
+                expr = (target["expr"].replace("$__rate_interval", "1m").replace("$model", ".*")
+                        .replace("$instance", ".*").replace("$device", ".*"))
                 for name in re.findall(r"\bbertserve_[a-z_]+", expr):
                     base = re.sub(r"_(bucket|sum|count)$", "", name)
                     self.assertTrue(name in exported or base in exported,

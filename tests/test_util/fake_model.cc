@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bertserve/v1/config.pb.h"
+#include "server/core/batcher.h"
 
 namespace bertserve::testing {
 
@@ -55,28 +56,36 @@ void FakeDevice::SetForeignBytes(int64_t bytes) {
   foreign_ = bytes;
 }
 
-FakeModel::FakeModel(int num_labels, int64_t weight_bytes, FakeDevice* device,
+FakeModel::FakeModel(int num_labels, int64_t weight_bytes, std::vector<FakeDevice*> devices,
                      int64_t activation_bytes_per_token)
     : num_labels_(num_labels),
       weight_bytes_(weight_bytes),
-      device_(device),
+      devices_(std::move(devices)),
       activation_bytes_per_token_(activation_bytes_per_token),
-      tier_(device == nullptr ? core::WeightTier::kDevice : core::WeightTier::kHost) {}
+      tier_(devices_.empty() ? core::WeightTier::kDevice : core::WeightTier::kHost) {}
 
 FakeModel::~FakeModel() {
-  if (device_ != nullptr && tier_.load() == core::WeightTier::kDevice) device_->Free(weight_bytes_);
+  if (on() != nullptr && tier_.load() == core::WeightTier::kDevice) on()->Free(weight_bytes_);
 }
 
-absl::Status FakeModel::MoveToDevice() {
-  if (device_ == nullptr || tier_.load() == core::WeightTier::kDevice) return absl::OkStatus();
-  if (absl::Status s = device_->Allocate(weight_bytes_); !s.ok()) return s;
+absl::Status FakeModel::MoveToDevice(int device) {
+  if (devices_.empty()) return absl::OkStatus();
+  if (device < 0 || device >= static_cast<int>(devices_.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("fake model: no device ", device));
+  }
+  if (tier_.load() == core::WeightTier::kDevice) {
+    if (device == current_.load()) return absl::OkStatus();
+    return absl::FailedPreconditionError("fake model: on another device already");
+  }
+  if (absl::Status s = devices_[device]->Allocate(weight_bytes_); !s.ok()) return s;
+  current_.store(device);
   tier_.store(core::WeightTier::kDevice);
   return absl::OkStatus();
 }
 
 absl::Status FakeModel::MoveToHost() {
-  if (device_ == nullptr || tier_.load() == core::WeightTier::kHost) return absl::OkStatus();
-  device_->Free(weight_bytes_);
+  if (on() == nullptr || tier_.load() == core::WeightTier::kHost) return absl::OkStatus();
+  on()->Free(weight_bytes_);
   tier_.store(core::WeightTier::kHost);
   return absl::OkStatus();
 }
@@ -95,6 +104,11 @@ absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
     started->Notify();
     block_release_.exchange(nullptr)->WaitForNotification();
   }
+  FakeDevice* const device = on();
+  if (device != nullptr && device->failed()) {
+    return core::MarkDeviceLost(absl::InternalError(
+        absl::StrCat(device->name(), ": an illegal memory access was encountered")));
+  }
   {
     absl::MutexLock lock(&mu_);
     shapes_.emplace_back(batch.batch_size, batch.sequence_length);
@@ -106,8 +120,8 @@ absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
   }
   const int64_t activations =
       activation_bytes_per_token_ * batch.batch_size * batch.sequence_length;
-  if (device_ != nullptr && activations > 0) {
-    if (absl::Status s = device_->Allocate(activations); !s.ok()) return s;
+  if (device != nullptr && activations > 0) {
+    if (absl::Status s = device->Allocate(activations); !s.ok()) return s;
   }
   core::Logits out;
   out.rows = batch.batch_size;
@@ -124,7 +138,7 @@ absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
     std::vector<float> row = ExpectedRow(ids, types, num_labels_);
     std::copy(row.begin(), row.end(), out.values.begin() + r * num_labels_);
   }
-  if (device_ != nullptr && activations > 0) device_->Free(activations);
+  if (device != nullptr && activations > 0) device->Free(activations);
   return out;
 }
 
@@ -182,7 +196,8 @@ absl::StatusOr<std::unique_ptr<core::Model>> FakeLoader::Load(const core::ModelS
     return status;
   }
   const bool on_cpu = source.config.device() == v1::ModelConfig::DEVICE_CPU;
-  auto model = std::make_unique<FakeModel>(labels, weights, on_cpu ? nullptr : device_, per_token);
+  auto model = std::make_unique<FakeModel>(
+      labels, weights, on_cpu ? std::vector<FakeDevice*>{} : devices_, per_token);
   last_[source.name] = model.get();
   return model;
 }

@@ -18,10 +18,10 @@ namespace bertserve::testing {
 // A device with a capacity that fake models allocate from. Thread-safe.
 class FakeDevice : public core::Device {
  public:
-  explicit FakeDevice(int64_t capacity, bool has_budget = true)
-      : capacity_(capacity), has_budget_(has_budget) {}
+  explicit FakeDevice(int64_t capacity, bool has_budget = true, std::string name = "fake:0")
+      : capacity_(capacity), has_budget_(has_budget), name_(std::move(name)) {}
 
-  std::string name() const override { return "fake:0"; }
+  std::string name() const override { return name_; }
   bool has_budget() const override { return has_budget_; }
   core::DeviceMemory Memory() const override ABSL_LOCKS_EXCLUDED(mu_);
   void ResetPeak() override ABSL_LOCKS_EXCLUDED(mu_);
@@ -34,10 +34,16 @@ class FakeDevice : public core::Device {
   int64_t allocated() const ABSL_LOCKS_EXCLUDED(mu_);
   // Bytes another process holds on the device (lowers free_bytes only).
   void SetForeignBytes(int64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  // From now on every forward on the device fails with a sticky device
+  // error (core::IsDeviceLost), as after a CUDA illegal memory access.
+  void FailForGood() { failed_.store(true); }
+  bool failed() const { return failed_.load(); }
 
  private:
   const int64_t capacity_;
   const bool has_budget_;
+  const std::string name_;
+  std::atomic<bool> failed_{false};
   mutable absl::Mutex mu_;
   int64_t allocated_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t peak_ ABSL_GUARDED_BY(mu_) = 0;
@@ -51,19 +57,29 @@ class FakeDevice : public core::Device {
 // allocates `activation_bytes_per_token` x padded tokens for its duration.
 class FakeModel : public core::Model {
  public:
-  FakeModel(int num_labels, int64_t weight_bytes, FakeDevice* device,
+  // `devices`: where it may be placed (Model::MoveToDevice's indices);
+  // empty: it executes on the CPU, always "on device".
+  FakeModel(int num_labels, int64_t weight_bytes, std::vector<FakeDevice*> devices,
             int64_t activation_bytes_per_token);
+  FakeModel(int num_labels, int64_t weight_bytes, FakeDevice* device,
+            int64_t activation_bytes_per_token)
+      : FakeModel(num_labels, weight_bytes,
+                  device == nullptr ? std::vector<FakeDevice*>{} : std::vector<FakeDevice*>{device},
+                  activation_bytes_per_token) {}
   ~FakeModel() override;
 
   absl::StatusOr<core::Logits> Forward(const core::InputBatch& batch) override;
-  absl::Status MoveToDevice() override;
+  using core::Model::MoveToDevice;
+  absl::Status MoveToDevice(int device) override;
   absl::Status MoveToHost() override;
   core::WeightTier tier() const override { return tier_.load(); }
   int64_t weight_bytes() const override { return weight_bytes_; }
   std::vector<std::string> input_names() const override {
     return {"input_ids", "attention_mask", "token_type_ids"};
   }
-  std::string device() const override { return device_ ? device_->name() : "cpu"; }
+  std::string device() const override {
+    return devices_.empty() ? "cpu" : devices_[current_.load()]->name();
+  }
 
   // Expected logits for one unpadded row.
   static std::vector<float> ExpectedRow(const std::vector<int32_t>& ids,
@@ -80,7 +96,10 @@ class FakeModel : public core::Model {
  private:
   const int num_labels_;
   const int64_t weight_bytes_;
-  FakeDevice* const device_;  // null: executes on the CPU, always "on device"
+  FakeDevice* on() const { return devices_.empty() ? nullptr : devices_[current_.load()]; }
+
+  const std::vector<FakeDevice*> devices_;  // empty: executes on the CPU, always "on device"
+  std::atomic<int> current_{0};
   const int64_t activation_bytes_per_token_;
   std::atomic<core::WeightTier> tier_;
   std::atomic<int> forwards_{0};
@@ -96,7 +115,10 @@ class FakeModel : public core::Model {
 class FakeLoader : public core::ModelLoader {
  public:
   // `device` may be null: models then execute on the CPU.
-  explicit FakeLoader(FakeDevice* device = nullptr) : device_(device) {}
+  explicit FakeLoader(FakeDevice* device = nullptr)
+      : devices_(device == nullptr ? std::vector<FakeDevice*>{} : std::vector<FakeDevice*>{device}) {}
+  // Models may be placed on any of `devices` (Model::MoveToDevice's indices).
+  explicit FakeLoader(std::vector<FakeDevice*> devices) : devices_(std::move(devices)) {}
 
   absl::StatusOr<std::unique_ptr<core::Model>> Load(const core::ModelSource& source) override
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -117,7 +139,7 @@ class FakeLoader : public core::ModelLoader {
   FakeModel* last_model(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  FakeDevice* const device_;
+  const std::vector<FakeDevice*> devices_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, absl::Status> failures_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::pair<absl::Notification*, absl::Notification*>> blocks_

@@ -1,6 +1,7 @@
 #include "server/torch/simulated_device.h"
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -9,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/batcher.h"
 #include "server/torch/cpu_device.h"
 #include "server/torch/torch_device.h"
 #include "server/torch/torch_errors.h"
@@ -48,7 +50,7 @@ class SimulatedDeviceTest : public ::testing::Test {
 };
 
 TEST(CreateTorchDeviceTest, RefusesUnknownSpecsClearly) {
-  for (const char* spec : {"gpu", "cuda:x", "cuda:-1", "sim:1", "cpu:0", ""}) {
+  for (const char* spec : {"gpu", "cuda:x", "cuda:-1", "sim:x", "sim:-1", "sim:16", "cpu:0", ""}) {
     auto device = CreateTorchDevice(spec, kCapacity);
     EXPECT_EQ(device.status().code(), absl::StatusCode::kInvalidArgument) << spec;
   }
@@ -223,6 +225,66 @@ TEST_F(SimulatedModelTest, CpuConfiguredModelsStayOffTheDevice) {
   EXPECT_EQ((*model)->tier(), core::WeightTier::kDevice);
   EXPECT_TRUE((*model)->Forward(Batch({{101, 102}})).ok());
   EXPECT_EQ(Counted(), 0);
+}
+
+// A second simulated device: its own capacity and accounting, a model that
+// moves between the two, and the fault knob that fails it for good.
+TEST_F(SimulatedModelTest, SecondDeviceCountsApartAndItsFaultIsSticky) {
+  const std::string fault_file = ::testing::TempDir() + "/sim-fault";
+  std::filesystem::remove(fault_file);
+  static SimulatedDevice* sim1 = [&] {
+    auto made = SimulatedDevice::Create(1, kCapacity, "", fault_file);
+    EXPECT_TRUE(made.ok()) << made.status();
+    return made->release();
+  }();
+  ASSERT_NE(sim1, nullptr);
+  EXPECT_EQ(sim1->name(), "sim:1");
+  EXPECT_EQ(SimulatedDevice::Create(1, kCapacity, "", "").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  const int64_t base1 = sim1->Memory().allocated_bytes;
+
+  TorchModelLoader two{std::vector<TorchDevice*>{&Sim(), sim1}, &cpu_};
+  auto model = two.Load(Source("tt-tuple"));
+  ASSERT_TRUE(model.ok()) << model.status();
+  core::Model& m = **model;
+  const core::InputBatch batch = Batch({{101, 7592, 102}});
+  ASSERT_TRUE(m.MoveToDevice(1).ok());
+  EXPECT_EQ(m.device(), "sim:1");
+  EXPECT_EQ(sim1->Memory().allocated_bytes - base1, m.weight_bytes());
+  EXPECT_EQ(Counted(), 0);  // nothing on sim:0
+  auto on1 = m.Forward(batch);
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  // On a device already: another one only after host memory.
+  EXPECT_EQ(m.MoveToDevice(0).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(m.MoveToDevice(2).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(m.MoveToHost().ok());
+  EXPECT_EQ(sim1->Memory().allocated_bytes, base1);
+  ASSERT_TRUE(m.MoveToDevice(0).ok());
+  EXPECT_EQ(m.device(), "sim:0");
+  EXPECT_EQ(Counted(), m.weight_bytes());
+  auto on0 = m.Forward(batch);
+  ASSERT_TRUE(on0.ok()) << on0.status();
+  EXPECT_EQ(on0->values, on1->values);
+  ASSERT_TRUE(m.MoveToHost().ok());
+
+  // The fault knob: once the file names sim:1, every forward and copy there
+  // fails with a sticky device error; sim:0 goes on.
+  ASSERT_TRUE(m.MoveToDevice(1).ok());
+  {
+    std::ofstream(fault_file) << "sim:1\n";
+  }
+  absl::StatusOr<core::Logits> failed;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  do {  // the file is read again every few milliseconds
+    failed = m.Forward(batch);
+  } while (failed.ok() && absl::Now() < give_up);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(core::IsDeviceLost(failed.status())) << failed.status();
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("illegal memory access"));
+  EXPECT_TRUE(sim1->failed());
+  EXPECT_FALSE(m.Forward(batch).ok());
+  EXPECT_FALSE(Sim().failed());
+  EXPECT_TRUE((*sim_loader_.Load(Source("tt-tuple")))->MoveToDevice().ok());
 }
 
 }  // namespace

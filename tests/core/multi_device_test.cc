@@ -1,0 +1,297 @@
+// Several execution devices in one ModelRegistry: the placement policy
+// (free budget first, then the smallest idle eviction set, never a held or
+// pinned model), pins in config, refusals that name every device's budget,
+// and a device lost for good. Fake devices whose capacity the fake models
+// really use; fake models compute their logits from their input, so a wrong
+// device or a stale copy shows.
+
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/batcher.h"
+#include "server/core/model_registry.h"
+#include "tests/test_util/fake_model.h"
+
+namespace bertserve::core {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kBudget = 1000;
+// A forward costs 1 byte per padded token; warm-up runs at max_batch_tokens,
+// so each model's reserve is 16 bytes once measured (until then the registry
+// assumes as much as its weights).
+constexpr char kConfig[] = "max_sequence_length: 8 batch { max_batch_tokens: 16 }";
+
+class MultiDeviceTest : public ::testing::Test {
+ protected:
+  MultiDeviceTest()
+      : d0_(kBudget, true, "fake:0"), d1_(kBudget, true, "fake:1"), loader_({&d0_, &d1_}) {}
+
+  void Make() {
+    absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo_.root());
+    ASSERT_TRUE(r.ok());
+    loader_.SetActivationBytesPerToken(1);
+    RegistryOptions options;
+    options.devices = {{&d0_, kBudget}, {&d1_, kBudget}};
+    options.host_budget = 1 << 30;
+    options.hold_wait = absl::Milliseconds(200);
+    auto registry = ModelRegistry::Create(*r, &loader_, options);
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+    registry_->AddPlacementListener([this](const PlacementEvent& e) {
+      absl::MutexLock lock(&mu_);
+      events_.push_back(absl::StrCat(PlacementKindName(e.kind), "/", e.model, "/", e.device, "/",
+                                     e.reason, e.ok ? "" : "/error"));
+    });
+  }
+
+  void AddModel(const std::string& name, int64_t weights, const std::string& extra = "") {
+    repo_.AddModel(name, std::string(kConfig) + " " + extra);
+    loader_.SetWeightBytes(name, weights);
+  }
+
+  std::string DeviceOf(const std::string& name) {
+    absl::StatusOr<ModelInfo> info = registry_->Get(name);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() && info->state == ModelState::kReady ? info->device : "";
+  }
+
+  int ResidentOn(const std::string& device) {
+    int n = 0;
+    for (const ModelInfo& info : registry_->List()) {
+      n += info.state == ModelState::kReady && info.device == device;
+    }
+    return n;
+  }
+
+  // One forward through a handle, as a request would; checks the answer.
+  void Use(const std::string& name) {
+    absl::StatusOr<ModelHandle> handle = registry_->Acquire(name);
+    ASSERT_TRUE(handle.ok()) << name << ": " << handle.status();
+    InputBatch batch{1, 2, {5, 6}, {1, 1}, {0, 0}};
+    absl::StatusOr<Logits> logits = (*handle)->model->Forward(batch);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    EXPECT_EQ(logits->values, testing::FakeModel::ExpectedRow({5, 6}, {0, 0}, 2));
+  }
+
+  std::vector<std::string> Events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+  testing::TempRepository repo_;
+  testing::FakeDevice d0_, d1_;
+  testing::FakeLoader loader_;
+  std::unique_ptr<ModelRegistry> registry_;
+  absl::Mutex mu_;
+  std::vector<std::string> events_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(MultiDeviceTest, FreeBudgetFirstThenSmallestIdleEvictionSet) {
+  // Four models of 40% of one device: two fit per device once their
+  // reserves are measured (a fresh one counts its weights twice).
+  for (const char* name : {"a", "b", "c", "d"}) AddModel(name, 400);
+  Make();
+  ASSERT_TRUE(registry_->Load("a").ok());
+  // The device with the most budget left after placing: the empty one.
+  ASSERT_TRUE(registry_->Load("b").ok());
+  EXPECT_NE(DeviceOf("a"), DeviceOf("b"));
+  ASSERT_TRUE(registry_->Load("c").ok());
+  ASSERT_TRUE(registry_->Load("d").ok());
+  // Round-robin traffic: every answer right, at most two per device, and
+  // once all are measured, all four resident, two per device.
+  for (int round = 0; round < 3; ++round) {
+    for (const char* name : {"a", "b", "c", "d"}) {
+      Use(name);
+      EXPECT_LE(ResidentOn("fake:0"), 2);
+      EXPECT_LE(ResidentOn("fake:1"), 2);
+    }
+  }
+  EXPECT_EQ(ResidentOn("fake:0"), 2);
+  EXPECT_EQ(ResidentOn("fake:1"), 2);
+  EXPECT_EQ(d0_.allocated(), 800);
+  EXPECT_EQ(d1_.allocated(), 800);
+  int free_placements = 0;
+  for (const std::string& e : Events()) {
+    free_placements += e.find("/free") != std::string::npos;
+    EXPECT_THAT(e, ::testing::Not(HasSubstr("/error"))) << e;
+  }
+  EXPECT_GE(free_placements, 4);
+
+  // A fifth: every device full; the least recently used idle model goes.
+  AddModel("e", 400);
+  Use("b");
+  Use("c");
+  Use("d");
+  const std::string a_device = DeviceOf("a");  // the coldest
+  ASSERT_TRUE(registry_->Load("e").ok());
+  EXPECT_EQ(registry_->Get("a")->state, ModelState::kHost);
+  EXPECT_EQ(DeviceOf("e"), a_device);
+  EXPECT_GE(registry_->Get("e")->placed_evict, 1);
+  // The other device was left alone.
+  EXPECT_EQ(ResidentOn(a_device == "fake:0" ? "fake:1" : "fake:0"), 2);
+  Use("a");  // and back
+  const MemorySnapshot memory = registry_->Memory();
+  ASSERT_EQ(memory.devices.size(), 2u);
+  EXPECT_EQ(memory.devices[0].device, "fake:0");
+  EXPECT_EQ(memory.devices[1].device, "fake:1");
+  EXPECT_EQ(memory.devices[0].resident_models, ResidentOn("fake:0"));
+  EXPECT_EQ(memory.devices[1].resident_models, ResidentOn("fake:1"));
+  EXPECT_LE(memory.devices[0].resident_models, 2);
+  EXPECT_LE(memory.devices[1].resident_models, 2);
+  EXPECT_EQ(memory.device, "fake:0");
+}
+
+TEST_F(MultiDeviceTest, SmallestEvictionSetWinsOverOlderButLargerOne) {
+  AddModel("big", 480);
+  AddModel("small1", 200);
+  AddModel("small2", 200);
+  AddModel("new", 350);
+  Make();
+  ASSERT_TRUE(registry_->Load("big").ok());     // fake:0
+  ASSERT_TRUE(registry_->Load("small1").ok());  // fake:1 (more free)
+  ASSERT_TRUE(registry_->Load("small2").ok());  // fake:1 (fake:0 has no room)
+  ASSERT_EQ(DeviceOf("big"), "fake:0");
+  ASSERT_EQ(DeviceOf("small1"), "fake:1");
+  ASSERT_EQ(DeviceOf("small2"), "fake:1");
+  // "new" (350, counted twice while fresh) fits nowhere as things are; on
+  // fake:1 one small model must go (200 bytes), on fake:0 the big one (480
+  // bytes), which is also the least recently used.
+  Use("small1");
+  Use("small2");
+  ASSERT_TRUE(registry_->Load("new").ok());
+  EXPECT_EQ(DeviceOf("new"), "fake:1");
+  EXPECT_EQ(DeviceOf("big"), "fake:0");
+  EXPECT_EQ(registry_->Get("small1")->state, ModelState::kHost);  // the colder small one
+  EXPECT_EQ(registry_->Get("new")->placed_evict, 1);
+}
+
+TEST_F(MultiDeviceTest, TooLargeForEveryDeviceIsRefusedNamingEachBudget) {
+  AddModel("huge", 1200);
+  Make();
+  absl::StatusOr<ModelInfo> info = registry_->Load("huge");
+  ASSERT_EQ(info.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(info.status().message()), HasSubstr("fake:0 budget 1000 bytes"));
+  EXPECT_THAT(std::string(info.status().message()), HasSubstr("fake:1 budget 1000 bytes"));
+  EXPECT_EQ(d0_.allocated(), 0);
+  EXPECT_EQ(d1_.allocated(), 0);
+}
+
+TEST_F(MultiDeviceTest, PinnedModelLandsOnlyOnItsDevices) {
+  AddModel("a", 400);
+  AddModel("pinned", 400, "devices: [1]");
+  AddModel("nowhere", 400, "devices: [2]");
+  Make();
+  ASSERT_TRUE(registry_->Load("a").ok());
+  ASSERT_EQ(DeviceOf("a"), "fake:0");
+  // Fake:1 is empty anyway; pin it to fake:1 and fill fake:1 with held models.
+  ASSERT_TRUE(registry_->Load("pinned").ok());
+  EXPECT_EQ(DeviceOf("pinned"), "fake:1");
+  absl::StatusOr<ModelInfo> nowhere = registry_->Load("nowhere");
+  ASSERT_EQ(nowhere.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(nowhere.status().message()), HasSubstr("pinned to device 2"));
+}
+
+TEST_F(MultiDeviceTest, PinnedModelWaitsForItsFullDeviceNeverLandsElsewhere) {
+  AddModel("h1", 300, "devices: [0]");
+  AddModel("h2", 300, "devices: [0]");
+  AddModel("pinned", 300, "devices: [0]");
+  Make();
+  // fake:0 full of models held by requests; fake:1 empty.
+  absl::StatusOr<ModelHandle> h1 = registry_->Acquire("h1");
+  absl::StatusOr<ModelHandle> h2 = registry_->Acquire("h2");
+  ASSERT_TRUE(h1.ok() && h2.ok());
+  absl::StatusOr<ModelInfo> pinned = registry_->Load("pinned");
+  ASSERT_EQ(pinned.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(pinned.status().message()), HasSubstr("held by models in use"));
+  EXPECT_EQ(d1_.allocated(), 0);
+  // Once a request lets go, its turn ends and the pinned model gets the room.
+  h1->reset();
+  ASSERT_TRUE(registry_->Load("pinned").ok());
+  EXPECT_EQ(DeviceOf("pinned"), "fake:0");
+  EXPECT_EQ(d1_.allocated(), 0);
+}
+
+TEST_F(MultiDeviceTest, LostDeviceMovesItsModelsToTheOtherOne) {
+  AddModel("a", 400);
+  AddModel("b", 400);
+  Make();
+  ASSERT_TRUE(registry_->Load("a").ok());
+  ASSERT_TRUE(registry_->Load("b").ok());
+  const std::string lost = DeviceOf("a");
+  const std::string other = DeviceOf("b");
+  ASSERT_NE(lost, other);
+  (lost == "fake:0" ? d0_ : d1_).FailForGood();
+
+  // A request in flight on the lost device fails as device-lost, through the
+  // batcher, which tells the registry.
+  std::atomic<int> lost_calls{0};
+  BatcherOptions options;
+  options.on_device_lost = [&](const absl::Status&) { lost_calls++; };
+  Batcher batcher(registry_.get(), options);
+  absl::StatusOr<ModelHandle> handle = registry_->Acquire("a");
+  ASSERT_TRUE(handle.ok());
+  absl::Notification answered;
+  absl::StatusOr<BatchResult> result;
+  EncodedInput input;
+  input.ids = {5, 6};
+  input.type_ids = {0, 0};
+  ASSERT_TRUE(batcher
+                  .Submit(*handle, {input}, absl::InfiniteFuture(),
+                          [&](absl::StatusOr<BatchResult> r) {
+                            result = std::move(r);
+                            answered.Notify();
+                          })
+                  .ok());
+  handle->reset();
+  answered.WaitForNotification();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr(lost));
+  EXPECT_EQ(lost_calls.load(), 1);
+
+  // Its model serves from the other device; the other model never moved.
+  Use("a");
+  EXPECT_EQ(DeviceOf("a"), other);
+  EXPECT_EQ(DeviceOf("b"), other);
+  EXPECT_EQ(registry_->DevicesServing(), 1);
+  const MemorySnapshot memory = registry_->Memory();
+  EXPECT_TRUE(memory.devices[lost == "fake:0" ? 0 : 1].lost);
+  bool saw_lost_event = false;
+  for (const std::string& e : Events()) {
+    saw_lost_event |= e.rfind("device_lost/a/" + lost, 0) == 0;
+  }
+  EXPECT_TRUE(saw_lost_event);
+
+  // Work for the model on the other device is accepted through the batcher.
+  absl::StatusOr<ModelHandle> again = registry_->Acquire("a");
+  ASSERT_TRUE(again.ok());
+  absl::Notification answered_again;
+  ASSERT_TRUE(batcher
+                  .Submit(*again, {input}, absl::InfiniteFuture(),
+                          [&](absl::StatusOr<BatchResult> r) {
+                            result = std::move(r);
+                            answered_again.Notify();
+                          })
+                  .ok());
+  again->reset();
+  answered_again.WaitForNotification();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(lost_calls.load(), 1);
+}
+
+TEST_F(MultiDeviceTest, DevicesOfTwoKindsAreRefused) {
+  testing::FakeDevice cpu(0, /*has_budget=*/false, "cpu");
+  absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo_.root());
+  ASSERT_TRUE(r.ok());
+  RegistryOptions options;
+  options.devices = {{&d0_, kBudget}, {&cpu, 0}};
+  auto registry = ModelRegistry::Create(*r, &loader_, options);
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace bertserve::core
