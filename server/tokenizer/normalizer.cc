@@ -185,8 +185,11 @@ int32_t BertNormalizer::AppendUtf8(std::string_view text, int32_t first_index,
                                    NormalizedUtf8* out) const {
   Pipeline pipeline(clean_text_, handle_chinese_chars_, strip_accents_,
                     lowercase_, [out](char32_t c, int32_t origin) {
+                      const size_t size = out->bytes.size();
                       unicode::AppendUtf8(c, &out->bytes);
-                      out->origins.resize(out->bytes.size(), origin);
+                      for (size_t i = size; i < out->bytes.size(); ++i) {
+                        out->origins.push_back(origin);
+                      }
                     });
   int32_t index = first_index;
   size_t pos = 0;
