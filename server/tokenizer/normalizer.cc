@@ -60,6 +60,22 @@ class Pipeline {
         flags = unicode::CharFlags(c);
       }
     }
+    constexpr uint16_t kChanged = unicode::kDecomposes | unicode::kCombining |
+                                  unicode::kNonspacingMark |
+                                  unicode::kLowercaseChanges;
+    if (!(flags & kChanged)) {
+      // Most characters (CJK among them): a starter that the later steps
+      // leave as it is, and that nothing pending reorders past.
+      Flush();
+      if (handle_chinese_chars_ && (flags & unicode::kChinese)) {
+        emit_(U' ', origin);
+        emit_(c, origin);
+        emit_(U' ', origin);
+      } else {
+        emit_(c, origin);
+      }
+      return;
+    }
     if (handle_chinese_chars_ && (flags & unicode::kChinese)) {
       // The inserted spaces only separate words and never end up inside a
       // token, so which character they are attributed to does not matter.
@@ -73,8 +89,13 @@ class Pipeline {
 
   // Steps 3 and 4 for everything added since the last Flush.
   void Flush() {
+    if (HasPending()) FlushRun();
+  }
+  bool HasPending() const { return !scratch_.run.empty(); }
+
+ private:
+  void FlushRun() {
     std::vector<Decomposed>& run = scratch_.run;
-    if (run.empty()) return;
     // Canonical ordering: a stable sort by combining class of each run of
     // non-starters. Runs are short, so insertion sort.
     for (size_t i = 1; i < run.size(); ++i) {
@@ -100,7 +121,6 @@ class Pipeline {
     scratch_.origins.clear();
   }
 
- private:
   void Decompose(char32_t c, int32_t origin) {
     if (!strip_accents_) {
       Lowercase(c, origin);
@@ -198,7 +218,7 @@ int32_t BertNormalizer::AppendUtf8(std::string_view text, int32_t first_index,
     if (byte < 0x80) {
       // ASCII, most of most text: no decomposition, no marks, no CJK, and a
       // starter, so what is pending can be flushed.
-      pipeline.Flush();
+      if (pipeline.HasPending()) pipeline.Flush();
       ++pos;
       char c = static_cast<char>(byte);
       if (clean_text_) {

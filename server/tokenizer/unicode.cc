@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "server/tokenizer/unicode_overrides.h"
@@ -189,11 +190,10 @@ bool IsNonspacingMark(char32_t cp) {
   return Category(cp) == UTF8PROC_CATEGORY_MN;
 }
 
-void AppendCanonicalDecomposition(char32_t cp, std::u32string* out) {
-  if (cp < 0xC0 || overrides::IsNotDecomposed(cp)) {
-    out->push_back(cp);
-    return;
-  }
+namespace {
+
+// Canonical decomposition from utf8proc; `cp` itself when it has none.
+void DecomposeWithUtf8proc(char32_t cp, std::u32string* out) {
   // Canonical decompositions are at most 4 code points long; 32 is ample.
   utf8proc_int32_t buffer[32];
   int last_boundclass = 0;
@@ -207,6 +207,53 @@ void AppendCanonicalDecomposition(char32_t cp, std::u32string* out) {
   for (utf8proc_ssize_t i = 0; i < n; ++i) {
     out->push_back(static_cast<char32_t>(buffer[i]));
   }
+}
+
+// The decompositions of the BMP outside Hangul (about 2,000; accented Latin
+// among them), so that text full of accents does not call utf8proc for each.
+const absl::flat_hash_map<char32_t, std::u32string>& BmpDecompositions() {
+  static const auto* const decompositions = [] {
+    auto* map = new absl::flat_hash_map<char32_t, std::u32string>();
+    std::u32string parts;
+    for (char32_t c = 0xC0; c < 0x10000; ++c) {
+      if (c >= 0xD800 && c <= 0xDFFF) continue;
+      parts.clear();
+      DecomposeWithUtf8proc(c, &parts);
+      if (parts != std::u32string(1, c)) map->emplace(c, parts);
+    }
+    return map;
+  }();
+  return *decompositions;
+}
+
+}  // namespace
+
+void AppendCanonicalDecomposition(char32_t cp, std::u32string* out) {
+  if (cp < 0xC0 || overrides::IsNotDecomposed(cp)) {
+    out->push_back(cp);
+    return;
+  }
+  // Hangul syllables decompose by arithmetic (Unicode 15, section 3.12).
+  constexpr char32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161,
+                     kTBase = 0x11A7, kTCount = 28, kNCount = 21 * 28;
+  if (cp >= kSBase && cp < kSBase + 19 * kNCount) {
+    const char32_t s = cp - kSBase;
+    out->push_back(kLBase + s / kNCount);
+    out->push_back(kVBase + (s % kNCount) / kTCount);
+    if (s % kTCount != 0) out->push_back(kTBase + s % kTCount);
+    return;
+  }
+  if (cp < 0x10000) {
+    const auto& decompositions = BmpDecompositions();
+    auto it = decompositions.find(cp);
+    if (it == decompositions.end()) {
+      out->push_back(cp);
+    } else {
+      out->append(it->second);
+    }
+    return;
+  }
+  DecomposeWithUtf8proc(cp, out);
 }
 
 int CombiningClass(char32_t cp) {

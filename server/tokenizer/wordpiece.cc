@@ -37,6 +37,16 @@ WordPiece::WordPiece(const Vocab* vocab, const WordPieceConfig& config,
   for (int32_t id = 0; id < vocab_->size(); ++id) {
     const std::string& token = vocab_->Token(id);
     longest_token_ = std::max(longest_token_, token.size());
+    if (!token.empty() && token.size() <= 3 &&
+        unicode::ValidateUtf8(token, "token").ok()) {
+      size_t end = 0;
+      const char32_t c = unicode::NextCodePoint(token, &end);
+      std::optional<int32_t> token_id = vocab_->Find(token);
+      if (end == token.size() && c < 0x10000 && token_id.has_value()) {
+        if (single_char_ids_.empty()) single_char_ids_.assign(0x10000, -1);
+        single_char_ids_[c] = *token_id;
+      }
+    }
     if (token.size() < prefix.size() || token.compare(0, prefix.size(), prefix) != 0) {
       continue;
     }
@@ -81,6 +91,14 @@ void WordPiece::TokenizeUtf8(std::string_view word,
       out->push_back({unk_id_, 0, n});
       return;
     }
+  }
+  const unsigned char lead = static_cast<unsigned char>(word[0]);
+  const size_t lead_length = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+  if (lead_length == n && n <= 3 && !single_char_ids_.empty()) {
+    size_t end = 0;
+    const int32_t id = single_char_ids_[unicode::NextCodePoint(word, &end)];
+    out->push_back({id < 0 ? unk_id_ : id, 0, n});
+    return;
   }
   const size_t first_piece = out->size();
   size_t start = 0;

@@ -69,6 +69,10 @@ class WordPiece {
   absl::flat_hash_map<std::string, int32_t> continuation_ids_;
   size_t longest_token_ = 0;         // in bytes
   size_t longest_continuation_ = 0;  // in bytes, without the prefix
+  // By code point below 0x10000: the id of the token that is that one code
+  // point, or -1. A word of one character (every CJK ideograph is one) is
+  // looked up here.
+  std::vector<int32_t> single_char_ids_;
 };
 
 }  // namespace bertserve::tokenizer
