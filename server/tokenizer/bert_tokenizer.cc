@@ -88,6 +88,17 @@ struct BertTokenizer::Impl {
     return impl;
   }
 
+  // Buffers reused by each thread's calls, so that a warm tokenizer
+  // allocates nothing per word or token beyond its output.
+  struct Workspace {
+    NormalizedUtf8 normalized;
+    std::vector<WordPieceToken> pieces;
+  };
+  static Workspace& ThreadWorkspace() {
+    thread_local Workspace workspace;
+    return workspace;
+  }
+
   // Special-token split, normalization, pre-tokenization and WordPiece of
   // one sequence. `what` names it in errors ("text", "pair"). Stops once
   // `out` holds more than `max_tokens` tokens: the tokens so far never change
@@ -99,6 +110,19 @@ struct BertTokenizer::Impl {
     // tokenizing stops.
     if (absl::Status s = unicode::ValidateUtf8(text, what); !s.ok()) return s;
     Workspace& workspace = ThreadWorkspace();
+    TokenizeValid(text, max_tokens, &workspace, out);
+    // The buffers stay for the thread's next text, unless an unusually long
+    // one made them big.
+    constexpr size_t kKeptBytes = 1 << 20;
+    if (workspace.normalized.bytes.capacity() > kKeptBytes) {
+      workspace.normalized = NormalizedUtf8();
+    }
+    return absl::OkStatus();
+  }
+
+  // Tokenize for valid UTF-8.
+  void TokenizeValid(std::string_view text, size_t max_tokens,
+                     Workspace* workspace, SequenceTokens* out) const {
     size_t pos = 0;        // in bytes
     int32_t index = 0;     // in code points
     while (pos < text.size()) {
@@ -108,30 +132,18 @@ struct BertTokenizer::Impl {
       if (plain_end > pos) {
         const std::optional<int32_t> length =
             TokenizePlain(text.substr(pos, plain_end - pos), index, max_tokens,
-                          &workspace, out);
-        if (!length.has_value()) return absl::OkStatus();  // stopped early
+                          workspace, out);
+        if (!length.has_value()) return;  // stopped early
         index += *length;
       }
       if (!special.has_value()) break;
       const int32_t length = static_cast<int32_t>(special->length);
       out->ids.push_back(special->id);
       out->offsets.emplace_back(index, index + length);
-      if (out->ids.size() > max_tokens) return absl::OkStatus();
+      if (out->ids.size() > max_tokens) return;
       index += length;
       pos = special->end;
     }
-    return absl::OkStatus();
-  }
-
-  // Buffers reused by each thread's calls, so that a warm tokenizer
-  // allocates nothing per word or token beyond its output.
-  struct Workspace {
-    NormalizedUtf8 normalized;
-    std::vector<WordPieceToken> pieces;
-  };
-  static Workspace& ThreadWorkspace() {
-    thread_local Workspace workspace;
-    return workspace;
   }
 
   // Text between special tokens, whose first code point is at `first_index`
