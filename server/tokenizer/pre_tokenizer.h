@@ -2,6 +2,7 @@
 #define BERTSERVE_SERVER_TOKENIZER_PRE_TOKENIZER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <vector>
 
@@ -18,6 +19,14 @@ struct WordSpan {
 // (unicode::IsBertPunctuation) as a word of its own. Words are returned in
 // text order. Pure; thread-safe.
 std::vector<WordSpan> PreTokenize(std::u32string_view text);
+
+// What BertPreTokenizer does at one code point.
+enum class WordBreak : uint8_t {
+  kNone,         // part of a word
+  kWhitespace,   // ends the word and is dropped
+  kPunctuation,  // ends the word and is a word of its own
+};
+WordBreak WordBreakAt(char32_t c);
 
 }  // namespace bertserve::tokenizer
 

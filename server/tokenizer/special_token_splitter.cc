@@ -13,8 +13,32 @@ SpecialTokenSplitter::SpecialTokenSplitter(
     // Tokens come from a vocabulary that was validated as UTF-8 when read.
     absl::StatusOr<std::u32string> chars = unicode::DecodeUtf8(token, "token");
     if (!chars.ok() || chars->empty()) continue;
+    utf8_tokens_.push_back({token, chars->size(), id});
+    starts_token_[static_cast<unsigned char>(token[0])] = true;
     tokens_.emplace_back(*std::move(chars), id);
   }
+}
+
+std::optional<SpecialTokenSplitter::Match> SpecialTokenSplitter::FindUtf8(
+    std::string_view text, size_t from) const {
+  if (utf8_tokens_.empty()) return std::nullopt;
+  // A token's first byte never continues a code point, so byte positions
+  // where a token matches are code point starts: matching bytes is matching
+  // code points.
+  for (size_t i = from; i < text.size(); ++i) {
+    if (!starts_token_[static_cast<unsigned char>(text[i])]) continue;
+    const Token* best = nullptr;
+    for (const Token& token : utf8_tokens_) {
+      if ((best == nullptr || token.utf8.size() > best->utf8.size()) &&
+          text.compare(i, token.utf8.size(), token.utf8) == 0) {
+        best = &token;
+      }
+    }
+    if (best != nullptr) {
+      return Match{i, i + best->utf8.size(), best->length, best->id};
+    }
+  }
+  return std::nullopt;
 }
 
 std::vector<TextSegment> SpecialTokenSplitter::Split(

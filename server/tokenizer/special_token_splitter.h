@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,8 +34,27 @@ class SpecialTokenSplitter {
   // never empty, and no two plain segments are adjacent.
   std::vector<TextSegment> Split(std::u32string_view text) const;
 
+  // A special token found in UTF-8 text.
+  struct Match {
+    size_t begin;   // in bytes
+    size_t end;     // in bytes
+    size_t length;  // in code points
+    int32_t id;
+  };
+  // The first special token in `text` at or after byte `from`, as Split
+  // would find it; nullopt when there is none.
+  // REQUIRES: `text` is valid UTF-8 and `from` starts a code point.
+  std::optional<Match> FindUtf8(std::string_view text, size_t from) const;
+
  private:
+  struct Token {
+    std::string utf8;
+    size_t length;  // in code points
+    int32_t id;
+  };
   std::vector<std::pair<std::u32string, int32_t>> tokens_;
+  std::vector<Token> utf8_tokens_;
+  bool starts_token_[256] = {};  // first bytes of the tokens
 };
 
 }  // namespace bertserve::tokenizer

@@ -142,11 +142,14 @@ TEST(BertNormalizerTest, OriginsAreShiftedByFirstIndex) {
 
 TEST(BertNormalizerTest, NfdReordersMarksAcrossOriginalChars) {
   // U+1D16D (class 226) then U+1D165 (class 216) are spacing marks (Mc), so
-  // they survive strip_accents; NFD swaps them, and the origins travel with
-  // their characters.
+  // they survive strip_accents; NFD swaps them. Hugging Face aligns NFD's
+  // output by position, so the origins stay in place rather than travel with
+  // their characters (hf_random_test finds texts where this shows in token
+  // offsets, e.g. U+1DFB U+20EC "2023": the kept U+1DFB moves second and its
+  // token starts at 1).
   NormalizedText text = Normalize(NoLower(true), "a\U0001D16D\U0001D165b");
   EXPECT_EQ(text.chars, (std::u32string{U'a', 0x1D165, 0x1D16D, U'b'}));
-  EXPECT_THAT(text.origins, ElementsAre(0, 2, 1, 3));
+  EXPECT_THAT(text.origins, ElementsAre(0, 1, 2, 3));
   // Nonspacing marks are dropped whatever their order.
   text = Normalize(NoLower(true), "\u1E0B\u0323x");  // ḋ + dot below
   EXPECT_EQ(unicode::EncodeUtf8(text.chars), "dx");
