@@ -552,9 +552,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   for (core::ModelState s : core::kAllModelStates) state_names.push_back(core::ModelStateName(s));
   auto export_model = [&m, state_names](const core::ModelInfo& info) {
     m.SetModelState(info.name, core::ModelStateName(info.state), state_names);
-    m.SetModelMemory(info.name, "device", static_cast<double>(info.device_bytes),
-                     info.device_bytes > 0 ? info.device : "");
-    m.SetModelReplicas(info.name, info.device_bytes > 0 ? 1 : 0);
+    std::vector<std::pair<std::string, double>> by_device;
+    for (const core::ModelCopy& copy : info.copies) {
+      by_device.emplace_back(copy.device, static_cast<double>(copy.device_bytes));
+    }
+    // Models that execute on the CPU have no copies: their weights are there.
+    if (by_device.empty() && info.device_bytes > 0) {
+      by_device.emplace_back(info.device, static_cast<double>(info.device_bytes));
+    }
+    m.SetModelDeviceMemory(info.name, by_device);
+    m.SetModelReplicas(info.name, static_cast<double>(info.copies.size()));
     m.SetModelMemory(info.name, "host", static_cast<double>(info.host_bytes));
     m.SetActivationReserve(info.name, static_cast<double>(info.activation_reserve));
   };
@@ -584,7 +591,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   p.registry->AddPlacementListener([&m](const core::PlacementEvent& e) {
     const std::string kind(core::PlacementKindName(e.kind));
     m.RecordPlacement(e.model, kind, e.ok, e.seconds);
-    if (e.ok && !e.reason.empty()) m.RecordPlacementDecision(e.device, e.reason);
+    // Placements the policy chose a device for (an evicted replica's reason
+    // says what it was, not a choice).
+    if (e.ok && !e.reason.empty() && e.kind != core::PlacementKind::kEvict) {
+      m.RecordPlacementDecision(e.device, e.reason);
+    }
     std::vector<logging::Field> fields = {
         {"model", e.model}, {"kind", kind}, {"bytes", e.bytes}, {"seconds", e.seconds}};
     if (!e.device.empty()) fields.emplace_back("device", e.device);

@@ -20,6 +20,15 @@ constexpr absl::Duration kEvictionWait = absl::Seconds(2);
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
+// How long a model's inputs must keep waiting for its device (at nearly
+// every batch) before the batcher asks for a replica: long enough that a
+// burst the device drains in a few batches does not count.
+constexpr absl::Duration kReplicaBacklog = absl::Seconds(1);
+// Of the window's batches, at least this many, and at least this share of
+// them saturated.
+constexpr int kReplicaMinBatches = 8;
+constexpr double kReplicaSaturatedShare = 0.8;
+
 // Batcher::mu_ guards most fields of a ModelQueue and an Executor, but the
 // thread-safety analysis cannot name an enclosing object's mutex from a nested
 // struct. So each keeps a reference to it, `mu`, which its annotations name,
@@ -94,6 +103,17 @@ struct Batcher::Item {
 struct Batcher::ModelQueue : GuardedByBatcher {
   using GuardedByBatcher::GuardedByBatcher;
   std::string name;  // set before the queue is published, then constant
+  // The queue of a replica (LoadedModel::replica), set with `name`. Its
+  // depth and token limit are not reported: the model's metrics follow its
+  // primary copy.
+  bool replica = false;
+  // The load over the current window of kReplicaBacklog: batches taken,
+  // and those whose oldest input had waited for the device (it arrived
+  // before the previous batch ended) or that left a full batch behind.
+  absl::Time window_start ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  int window_batches ABSL_GUARDED_BY(mu) = 0;
+  int window_saturated ABSL_GUARDED_BY(mu) = 0;
+  absl::Time last_batch_end ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   std::string device ABSL_GUARDED_BY(mu);
   std::deque<Item> items ABSL_GUARDED_BY(mu);
   int64_t queued_tokens ABSL_GUARDED_BY(mu) = 0;
@@ -248,11 +268,16 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
             ? "its models are being placed on the other devices"
             : "the server is restarting"));
   }
-  std::unique_ptr<ModelQueue>& slot = queues_[loaded.name];
+  // A replica has a queue of its own, served by its device's executor (one
+  // per model and device, so replicas coming and going add no queues).
+  std::unique_ptr<ModelQueue>& slot =
+      queues_[loaded.replica == 0 ? loaded.name
+                                  : absl::StrCat(loaded.name, "@", loaded.model->device())];
   const bool fresh = slot == nullptr;
   if (fresh) {
     slot = std::make_unique<ModelQueue>(&mu_);
     slot->name = loaded.name;
+    slot->replica = loaded.replica != 0;
   }
   ModelQueue& queue = *slot;
   queue.Guarded(mu_);
@@ -292,8 +317,10 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
       queue.limit = std::min(queue.limit, proven);
     }
     queue.proven = proven;
-    calls.TokenLimit(queue.name, queue.limit,
-                     fresh ? 0 : (queue.limit > before) - (queue.limit < before));
+    if (!queue.replica) {
+      calls.TokenLimit(queue.name, queue.limit,
+                       fresh ? 0 : (queue.limit > before) - (queue.limit < before));
+    }
   }
   queue.max_limit = proven;
 
@@ -332,7 +359,10 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   queue.queued_tokens += tokens;
   queued_inputs_ += count;
   queued_tokens_ += tokens;
-  calls.QueueDepth(queue.name, static_cast<int64_t>(queue.items.size()), ++queue.depth_version);
+  if (!queue.replica) {
+    calls.QueueDepth(queue.name, static_cast<int64_t>(queue.items.size()),
+                     ++queue.depth_version);
+  }
   Executor* executor = ExecutorFor(queue.device);
   executor->Guarded(mu_);
   if (std::find(executor->models.begin(), executor->models.end(), &queue) ==
@@ -363,9 +393,11 @@ void Batcher::Run(Executor* executor) {
     }
     std::vector<Item> expired;
     ObserverCalls calls(this);
-    std::vector<Item> batch = TakeBatch(queue, now, &expired, &calls);
+    bool wants_replica = false;
+    std::vector<Item> batch = TakeBatch(queue, now, &expired, &calls, &wants_replica);
     mu_.Unlock();
     calls.Flush();
+    if (wants_replica) registry_->RequestReplica(queue->name);
     for (const Item& item : expired) {
       if (options_.observer) options_.observer->OnExpired(queue->name);
       Finish(item, absl::DeadlineExceededError(
@@ -376,6 +408,8 @@ void Batcher::Run(Executor* executor) {
     expired.clear();
     batch.clear();
     mu_.Lock();
+    queue->Guarded(mu_);
+    queue->last_batch_end = absl::Now();
   }
 }
 
@@ -403,7 +437,8 @@ Batcher::ModelQueue* Batcher::NextDue(Executor* executor, absl::Time now, absl::
 }
 
 std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
-                                              std::vector<Item>* expired, ObserverCalls* calls) {
+                                              std::vector<Item>* expired, ObserverCalls* calls,
+                                              bool* wants_replica) {
   queue->Guarded(mu_);
   std::deque<Item>& items = queue->items;
   auto dequeue = [&](const Item& item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -424,9 +459,11 @@ std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
   }
   std::vector<Item> batch;
   if (items.empty()) {
-    calls->QueueDepth(queue->name, 0, ++queue->depth_version);
+    if (!queue->replica) calls->QueueDepth(queue->name, 0, ++queue->depth_version);
     return batch;
   }
+  // Saturated: the oldest input had to wait for the device.
+  const bool waited = items.front().enqueued < queue->last_batch_end;
   // The oldest input always goes; the rest are picked from the window by
   // closeness of length, from the same placement of the model.
   const Item& oldest = items.front();
@@ -473,7 +510,22 @@ std::vector<Batcher::Item> Batcher::TakeBatch(ModelQueue* queue, absl::Time now,
     }
   }
   items.swap(rest);
-  calls->QueueDepth(queue->name, static_cast<int64_t>(items.size()), ++queue->depth_version);
+  if (!queue->replica) {
+    calls->QueueDepth(queue->name, static_cast<int64_t>(items.size()), ++queue->depth_version);
+  }
+  // Sustained load, not a spike: when nearly every batch of a window of
+  // kReplicaBacklog found inputs waiting for the device (or left a full
+  // batch behind), the batcher asks for a replica (the registry decides
+  // whether one is allowed and fits).
+  if (now - queue->window_start >= kReplicaBacklog) {
+    *wants_replica = queue->window_batches >= kReplicaMinBatches &&
+                     queue->window_saturated >= kReplicaSaturatedShare * queue->window_batches;
+    queue->window_start = now;
+    queue->window_batches = 0;
+    queue->window_saturated = 0;
+  }
+  ++queue->window_batches;
+  if (waited || queue->queued_tokens >= queue->limit) ++queue->window_saturated;
   return batch;
 }
 
@@ -605,7 +657,7 @@ void Batcher::AdjustLimit(ModelQueue* queue, bool oom, int64_t failed_cost) {
     }
     limit = queue->limit;
   }
-  if (change != 0 && options_.observer) {
+  if (change != 0 && options_.observer && !queue->replica) {
     options_.observer->OnTokenLimit(queue->name, limit, change);
   }
 }

@@ -165,8 +165,11 @@ class Batcher {
   // wait until one is due.
   ModelQueue* NextDue(Executor* executor, absl::Time now, absl::Time* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets `wants_replica` when the queue has stayed over a full batch long
+  // enough to ask the registry for a replica (ModelRegistry::RequestReplica).
   std::vector<Item> TakeBatch(ModelQueue* queue, absl::Time now, std::vector<Item>* expired,
-                              ObserverCalls* calls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                              ObserverCalls* calls, bool* wants_replica)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Execute(ModelQueue* queue, std::vector<Item> items, bool may_evict)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Finish(const Item& item, absl::StatusOr<LogitsRow> row) ABSL_LOCKS_EXCLUDED(mu_);

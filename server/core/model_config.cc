@@ -105,6 +105,10 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
       return FieldError(display_path, absl::StrCat("labels[", i, "]"), "is empty");
     }
   }
+  if (config.max_replicas() < 0) {
+    return FieldError(display_path, "max_replicas", "must not be negative");
+  }
+  if (config.max_replicas() == 0) config.set_max_replicas(1);
   for (int i = 0; i < config.devices_size(); ++i) {
     if (config.devices(i) < 0) {
       return FieldError(display_path, absl::StrCat("devices[", i, "]"),

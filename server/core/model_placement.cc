@@ -322,9 +322,19 @@ int64_t ModelRegistry::PhysicallyFree(int device) const {
 
 absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::string& name,
                                                                   int64_t weights,
-                                                                  int64_t reserve) {
+                                                                  int64_t reserve,
+                                                                  bool replica) {
   const int count = static_cast<int>(devices_.size());
-  const v1::ModelConfig& config = models_[name].info.config;
+  const Entry& self = models_[name];
+  const v1::ModelConfig& config = self.info.config;
+  // A replica goes where the model has no copy yet.
+  auto has_copy = [&](int d) {
+    if (self.device == d) return true;
+    for (const Entry::Replica& r : self.replicas) {
+      if (r.device == d) return true;
+    }
+    return false;
+  };
   std::vector<int> candidates;
   for (int pin : config.devices()) {
     if (pin >= count) {
@@ -345,7 +355,7 @@ absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::str
   bool any_alive = false;
   std::optional<std::pair<std::pair<Fit, int64_t>, int>> best;  // ((fit, cost), device)
   for (int d : candidates) {
-    if (lost_[d]) continue;
+    if (lost_[d] || (replica && has_copy(d))) continue;
     any_alive = true;
     const DeviceBudget& budget = budgets_[d];
     if (alone > budget.budget()) continue;
@@ -360,15 +370,26 @@ absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::str
     if (fits(budget)) {
       cost = {Fit::kFree, -(budget.budget() - budget.CostWith(weights, reserve))};
     } else {
-      // Idle, unpinned models on d, least recently used first; and the
-      // models requests hold now (they close and take turns).
+      // Idle replicas on d first (they go before anything else), then
+      // idle, unpinned models without replicas, least recently used first;
+      // and the models requests hold now (they close and take turns).
       std::vector<std::pair<absl::Time, std::string>> idle;
       DeviceBudget trial = budget;
       int64_t held = 0;
       for (const auto& [other, entry] : models_) {
-        if (other == name || entry.device != d) continue;
+        if (other == name) continue;
+        for (const Entry::Replica& r : entry.replicas) {
+          if (r.device != d) continue;
+          if (r.in_use == 0) {
+            idle.emplace_back(absl::InfinitePast(), other);
+          } else {
+            held += entry.info.weight_bytes;
+          }
+        }
+        if (entry.device != d) continue;
         const bool evictable = entry.info.state == ModelState::kReady &&
-                               !entry.info.config.pinned() && !entry.unloading;
+                               !entry.info.config.pinned() && !entry.unloading &&
+                               entry.replicas.empty();
         if (evictable && entry.info.in_use == 0) {
           idle.emplace_back(entry.info.last_used, other);
         } else if (evictable) {
@@ -384,6 +405,8 @@ absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::str
       }
       if (fits(trial)) {
         cost = {Fit::kEvict, evicted};
+      } else if (replica) {
+        continue;  // a replica never waits for models in use
       } else {
         // Not even with every idle model gone: only if the held ones leave.
         // A device where even that cannot free enough is still a candidate
@@ -394,6 +417,10 @@ absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::str
     if (!best || cost < best->first) best = std::make_pair(cost, d);
   }
   if (best) return Choice{best->second, best->first.first};
+  if (replica) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "no device can take a replica of model \"", name, "\" without evicting a model in use"));
+  }
   if (!any_alive) {
     return absl::UnavailableError(absl::StrCat(
         "model \"", name, "\" has no device left: ",
@@ -418,6 +445,74 @@ absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::str
       "model \"", name, "\" needs ", alone, " bytes (", FormatBytes(alone), ": weights ", weights,
       " + activation reserve ", reserve, ") but no device", config.devices_size() > 0 ? " it is pinned to" : "",
       " can give that much even with every other model evicted: ", budgets));
+}
+
+absl::Status ModelRegistry::DoPlaceReplica(const std::string& name,
+                                           std::shared_ptr<LoadedModel> built) {
+  const absl::Time start = absl::Now();
+  Choice choice;
+  int64_t weights = 0, reserve = 0;
+  PlacementEvent failed;  // ok unless no device can take it
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    // The primary may have gone meanwhile, or been placed anew.
+    if (entry.info.state != ModelState::kReady || entry.loaded == nullptr ||
+        1 + static_cast<int>(entry.replicas.size()) >= entry.info.config.max_replicas()) {
+      return absl::OkStatus();
+    }
+    weights = entry.info.weight_bytes;
+    reserve = entry.info.activation_reserve;
+    absl::StatusOr<Choice> chosen = ChooseDevice(name, weights, reserve, /*replica=*/true);
+    if (!chosen.ok()) {
+      failed = PlacementEvent(name, PlacementKind::kReplicate, false, SecondsSince(start),
+                              weights, std::string(chosen.status().message()));
+    } else {
+      choice = *chosen;
+    }
+  }
+  if (!failed.ok) {
+    Notify(failed);
+    return absl::ResourceExhaustedError(failed.error);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    // What warm-up proved for the primary holds for a copy of the same
+    // files: the replica starts with its labels and token limit.
+    built->labels = entry.loaded->labels;
+    built->token_limit = entry.loaded->token_limit;
+    built->config = entry.loaded->config;
+    built->tokenizer = entry.loaded->tokenizer;
+  }
+  if (absl::Status s = MakeRoom(name, choice.device, weights, reserve); !s.ok()) return s;
+  DeviceSlot& slot = *devices_[choice.device];
+  {
+    absl::MutexLock lock(&mu_);
+    budgets_[choice.device].Admit(name, weights, reserve);
+  }
+  built->execution_mu = &slot.execution_mu;
+  absl::Status moved = built->model->MoveToDevice(choice.device);
+  PlacementEvent event(name, PlacementKind::kReplicate, moved.ok(), SecondsSince(start), weights,
+                       std::string(moved.message()), slot.device->name(),
+                       std::string(FitName(choice.fit)));
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    if (!moved.ok() || entry.info.state != ModelState::kReady) {
+      budgets_[choice.device].Release(name);
+    } else {
+      Entry::Replica replica;
+      replica.id = entry.next_replica_id++;
+      replica.device = choice.device;
+      built->replica = replica.id;
+      replica.loaded = built;
+      entry.replicas.push_back(std::move(replica));
+    }
+  }
+  Notify(event);
+  Publish(name);  // the copies changed
+  return moved;
 }
 
 absl::Status ModelRegistry::MakeRoom(const std::string& name, int device, int64_t weights,
@@ -446,11 +541,21 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int device, int64_
   // hold_wait) or takes a model back before its waiters got it. Whatever
   // this placement closed and did not evict opens again when it returns.
   std::vector<std::string> closed;
+  // Replicas dropped for room: their device memory is freed, and their
+  // events told, outside the lock.
+  std::vector<std::shared_ptr<LoadedModel>> dropped_copies;
+  std::vector<PlacementEvent> dropped_events;
   absl::Cleanup reopen = [this, &closed] {
     absl::MutexLock lock(&mu_);
     for (const std::string& other : closed) models_[other].closing = false;
   };
   while (true) {
+    dropped_copies.clear();
+    for (const PlacementEvent& event : dropped_events) {
+      Notify(event);
+      Publish(event.model);
+    }
+    dropped_events.clear();
     std::string victim;
     int64_t cost_with = 0, held = 0;
     {
@@ -460,10 +565,21 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int device, int64_
       // What stays however much is evicted: models in use or pinned.
       DeviceBudget fixed(budget);
       absl::Time oldest = absl::InfiniteFuture();
+      // An idle replica here is dropped first; held ones stay.
+      std::string idle_replica;
       for (auto& [other, entry] : models_) {
-        if (other == name || !resident.Contains(other)) continue;
+        for (const Entry::Replica& r : entry.replicas) {
+          if (r.device != device || other == name) continue;
+          if (r.in_use == 0) {
+            idle_replica = other;
+          } else {
+            fixed.Admit(other, entry.info.weight_bytes, entry.info.activation_reserve);
+          }
+        }
+        if (other == name || entry.device != device) continue;
         const bool evictable = entry.info.state == ModelState::kReady && entry.info.in_use == 0 &&
-                               !entry.info.config.pinned() && !entry.unloading;
+                               !entry.info.config.pinned() && !entry.unloading &&
+                               entry.replicas.empty();
         if (!evictable) {
           fixed.Admit(other, entry.info.weight_bytes, entry.info.activation_reserve);
         } else if (entry.info.last_used < oldest || victim.empty()) {
@@ -476,7 +592,7 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int device, int64_
       // (batches finish in milliseconds), for a bounded time.
       std::vector<std::string> held_names;
       for (auto& [other, entry] : models_) {
-        if (other != name && resident.Contains(other) && entry.info.state == ModelState::kReady &&
+        if (other != name && entry.device == device && entry.info.state == ModelState::kReady &&
             entry.info.in_use > 0 && !entry.info.config.pinned()) {
           held_names.push_back(other);
         }
@@ -484,6 +600,17 @@ absl::Status ModelRegistry::MakeRoom(const std::string& name, int device, int64_
       const int64_t physically_free = PhysicallyFree(device);
       const int64_t increment = cost_with - resident.ResidentCost();
       if (cost_with <= budget && increment <= physically_free) return absl::OkStatus();
+      if (!idle_replica.empty()) {
+        // Never offloaded: dropping it frees its device copy.
+        Entry& owner = models_[idle_replica];
+        for (size_t i = owner.replicas.size(); i-- > 0;) {
+          if (owner.replicas[i].device == device && owner.replicas[i].in_use == 0) {
+            dropped_events.push_back(DropReplica(owner, i, &dropped_copies));
+            break;
+          }
+        }
+        continue;  // the memory is freed and the event told at the loop's top
+      }
       if (victim.empty() && !held_names.empty() && absl::Now() < hold_deadline) {
         for (const std::string& other : held_names) {
           Entry& held_entry = models_[other];

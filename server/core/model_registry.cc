@@ -23,6 +23,7 @@ absl::string_view PlacementKindName(PlacementKind kind) {
     case PlacementKind::kEvict: return "evict";
     case PlacementKind::kUnload: return "unload";
     case PlacementKind::kDeviceLost: return "device_lost";
+    case PlacementKind::kReplicate: return "replicate";
   }
   return "unknown";
 }
@@ -126,7 +127,47 @@ absl::StatusOr<ModelInfo> ModelRegistry::Snapshot(const std::string& name) const
   if (it == models_.end()) {
     return absl::NotFoundError(absl::StrCat("model \"", name, "\" is not in the repository"));
   }
-  return it->second.info;
+  return InfoOf(it->second);
+}
+
+ModelInfo ModelRegistry::InfoOf(const Entry& entry) const {
+  ModelInfo info = entry.info;
+  int replica_holds = 0;
+  for (const Entry::Replica& r : entry.replicas) replica_holds += r.in_use;
+  if (entry.device >= 0 && info.device_bytes > 0) {
+    info.copies.push_back({devices_[entry.device]->device->name(), info.device_bytes,
+                           info.in_use - replica_holds, false});
+  }
+  for (const Entry::Replica& r : entry.replicas) {
+    info.copies.push_back({devices_[r.device]->device->name(), info.weight_bytes, r.in_use, true});
+  }
+  return info;
+}
+
+PlacementEvent ModelRegistry::DropReplica(Entry& entry, size_t index,
+                                          std::vector<std::shared_ptr<LoadedModel>>* freed) {
+  const Entry::Replica replica = entry.replicas[index];
+  if (freed != nullptr) freed->push_back(replica.loaded);
+  entry.replicas.erase(entry.replicas.begin() + static_cast<std::ptrdiff_t>(index));
+  budgets_[replica.device].Release(entry.info.name);
+  PlacementEvent event(entry.info.name, PlacementKind::kEvict, true, 0, entry.info.weight_bytes,
+                       "", devices_[replica.device]->device->name(), "replica");
+  return event;
+}
+
+std::vector<PlacementEvent> ModelRegistry::DropIdleReplicas(
+    int device, const std::string& keep, std::vector<std::shared_ptr<LoadedModel>>* freed) {
+  std::vector<PlacementEvent> events;
+  for (auto& [name, entry] : models_) {
+    if (name == keep) continue;
+    for (size_t i = entry.replicas.size(); i-- > 0;) {
+      const Entry::Replica& r = entry.replicas[i];
+      if (r.in_use == 0 && (device < 0 || r.device == device)) {
+        events.push_back(DropReplica(entry, i, freed));
+      }
+    }
+  }
+  return events;
 }
 
 absl::StatusOr<ModelInfo> ModelRegistry::Get(const std::string& name) const {
@@ -140,7 +181,7 @@ std::vector<ModelInfo> ModelRegistry::List() {
   {
     absl::MutexLock lock(&mu_);
     out.reserve(models_.size());
-    for (const auto& [name, entry] : models_) out.push_back(entry.info);
+    for (const auto& [name, entry] : models_) out.push_back(InfoOf(entry));
   }
   std::sort(out.begin(), out.end(),
             [](const ModelInfo& a, const ModelInfo& b) { return a.name < b.name; });
@@ -166,6 +207,7 @@ MemorySnapshot ModelRegistry::Memory() const {
   for (const auto& [name, entry] : models_) {
     snapshot.host_bytes += entry.info.host_bytes;
     if (entry.device >= 0) ++snapshot.devices[entry.device].resident_models;
+    for (const Entry::Replica& r : entry.replicas) ++snapshot.devices[r.device].resident_models;
   }
   const DeviceSnapshot& first = snapshot.devices.front();
   snapshot.device = first.device;
@@ -187,18 +229,37 @@ int ModelRegistry::DevicesServing() const {
   return static_cast<int>(std::count(lost_.begin(), lost_.end(), false));
 }
 
-void ModelRegistry::Release(const std::string& name) {
+void ModelRegistry::Release(const std::string& name, int replica) {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) return;
-  --it->second.info.in_use;
-  it->second.info.last_used = absl::Now();
+  Entry& entry = it->second;
+  --entry.info.in_use;
+  entry.info.last_used = absl::Now();
+  // A replica dropped meanwhile (its device was lost) is not found.
+  for (Entry::Replica& r : entry.replicas) {
+    if (r.id == replica) --r.in_use;
+  }
 }
 
 absl::Status ModelRegistry::EvictIdle(const std::string& keep, absl::Time deadline) {
   auto job = placements_.Submit(
       absl::StrCat("evict-idle/", keep),
       [this, keep]() -> absl::Status {
+        // Idle replicas go first and for good (never offloaded).
+        std::vector<PlacementEvent> dropped;
+        std::vector<std::shared_ptr<LoadedModel>> copies;
+        {
+          absl::MutexLock lock(&mu_);
+          auto kept = models_.find(keep);
+          dropped = DropIdleReplicas(kept == models_.end() ? -1 : kept->second.device, keep,
+                                     &copies);
+        }
+        copies.clear();  // frees their device memory, outside the lock
+        for (const PlacementEvent& event : dropped) {
+          Notify(event);
+          Publish(event.model);
+        }
         while (true) {
           std::string victim;
           {
@@ -210,7 +271,7 @@ absl::Status ModelRegistry::EvictIdle(const std::string& keep, absl::Time deadli
             for (auto& [name, entry] : models_) {
               if (name != keep && entry.budgeted && (device < 0 || entry.device == device) &&
                   entry.info.state == ModelState::kReady && entry.info.in_use == 0 &&
-                  !entry.info.config.pinned() && !entry.unloading) {
+                  !entry.info.config.pinned() && !entry.unloading && entry.replicas.empty()) {
                 victim = name;
                 break;
               }
@@ -244,15 +305,33 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
   const bool on_lost_device = entry.device >= 0 && lost_[entry.device];
   if (entry.info.state == ModelState::kReady && !entry.unloading && !entry.closing &&
       !on_lost_device) {
+    // The copy the fewest requests hold (the primary on a tie): requests
+    // queued or running on a copy are its queue.
+    int replica_holds = 0;
+    for (const Entry::Replica& r : entry.replicas) replica_holds += r.in_use;
+    std::shared_ptr<LoadedModel> loaded = entry.loaded;
+    int fewest = entry.info.in_use - replica_holds;
+    Entry::Replica* chosen = nullptr;
+    for (Entry::Replica& r : entry.replicas) {
+      if (!lost_[r.device] && r.in_use < fewest) {
+        fewest = r.in_use;
+        chosen = &r;
+      }
+    }
+    int replica = 0;
+    if (chosen != nullptr) {
+      ++chosen->in_use;
+      loaded = chosen->loaded;
+      replica = chosen->id;
+    }
     ++entry.info.in_use;
     entry.info.last_used = absl::Now();
-    std::shared_ptr<LoadedModel> loaded = entry.loaded;
     // The handle's reference goes before the hold: an Unload waiting for
     // in_use == 0 then drops the last one, so the model's memory is freed
     // before the Unload returns, not later on this handle's thread.
-    return ModelHandle(loaded.get(), [this, name, loaded](const LoadedModel*) mutable {
+    return ModelHandle(loaded.get(), [this, name, replica, loaded](const LoadedModel*) mutable {
       loaded.reset();
-      Release(name);
+      Release(name, replica);
     });
   }
   if (entry.info.state == ModelState::kFailed) {
@@ -368,6 +447,53 @@ bool ModelRegistry::Servable(const std::string& name) const {
   return it != models_.end() && it->second.info.state == ModelState::kReady &&
          !it->second.unloading && !it->second.closing &&
          !(it->second.device >= 0 && lost_[it->second.device]);
+}
+
+// Least time between two replica tries of one model: a device that had no
+// room a moment ago rarely has it now, and each try reads the model from disk.
+constexpr absl::Duration kReplicaRetry = absl::Seconds(5);
+
+void ModelRegistry::RequestReplica(const std::string& name) {
+  if (shutting_down_.load()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;
+    Entry& entry = it->second;
+    const int copies = 1 + static_cast<int>(entry.replicas.size());
+    const int alive = static_cast<int>(std::count(lost_.begin(), lost_.end(), false));
+    if (entry.info.state != ModelState::kReady || !entry.budgeted || entry.replicating ||
+        copies >= std::max(1, entry.info.config.max_replicas()) || copies >= alive ||
+        absl::Now() - entry.last_replica_try < kReplicaRetry) {
+      return;
+    }
+    entry.replicating = true;
+    entry.last_replica_try = absl::Now();
+  }
+  auto finish = [this, name](absl::Status) {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    entry.replicating = false;
+    entry.last_replica_try = absl::Now();
+  };
+  // The read off the placement worker, as for any model; the move on it.
+  reads_
+      .Submit(absl::StrCat("replica-read/", name),
+              [this, name, finish]() -> absl::Status {
+                absl::StatusOr<std::shared_ptr<LoadedModel>> built = Build(name);
+                if (!built.ok()) return built.status();
+                placements_
+                    .Submit(absl::StrCat("replica/", name),
+                            [this, name, loaded = *std::move(built)]() mutable {
+                              return DoPlaceReplica(name, std::move(loaded));
+                            },
+                            /*urgent=*/false)
+                    ->OnDone(finish);
+                return absl::OkStatus();
+              })
+      ->OnDone([finish](absl::Status s) {
+        if (!s.ok()) finish(s);
+      });
 }
 
 void ModelRegistry::Shutdown() {
@@ -496,6 +622,10 @@ void ModelRegistry::SetState(Entry& entry, ModelState to, const std::string& err
     entry.info.device_bytes = 0;
     entry.info.host_bytes = 0;
   }
+  // Replicas exist only beside a READY primary.
+  if (to != ModelState::kReady) {
+    while (!entry.replicas.empty()) DropReplica(entry, entry.replicas.size() - 1);
+  }
   // No device copy is left once a model is in neither READY, PLACING nor
   // EVICTING: its bytes leave the device's budget with it.
   if (entry.device >= 0 && to != ModelState::kReady && to != ModelState::kPlacing &&
@@ -516,7 +646,7 @@ void ModelRegistry::Transition(const std::string& name, ModelState to, const std
     absl::MutexLock lock(&mu_);
     Entry& entry = models_[name];
     SetState(entry, to, error);
-    snapshot = entry.info;
+    snapshot = InfoOf(entry);
     listeners = state_listeners_;
   }
   for (const StateListener& listener : listeners) listener(snapshot);
@@ -542,12 +672,25 @@ void ModelRegistry::DeviceLost(const std::string& device, const absl::Status& er
       [this, index, device, error]() -> absl::Status {
         std::vector<std::pair<std::string, int64_t>> dropped;
         int serving = 0;
+        std::vector<PlacementEvent> replicas;
         {
           absl::MutexLock lock(&mu_);
           serving = static_cast<int>(std::count(lost_.begin(), lost_.end(), false));
           for (auto& [name, entry] : models_) {
             if (entry.device == index) dropped.emplace_back(name, entry.info.weight_bytes);
+            // Replicas there go whoever holds them: their requests fail.
+            for (size_t i = entry.replicas.size(); i-- > 0;) {
+              if (entry.replicas[i].device != index) continue;
+              PlacementEvent event = DropReplica(entry, i);
+              event.kind = PlacementKind::kDeviceLost;
+              event.error = std::string(error.message());
+              replicas.push_back(std::move(event));
+            }
           }
+        }
+        for (const PlacementEvent& event : replicas) {
+          Notify(event);
+          Publish(event.model);
         }
         for (const auto& [name, bytes] : dropped) {
           // The device copy cannot be read back; requests holding it finish
@@ -571,6 +714,19 @@ void ModelRegistry::DeviceLost(const std::string& device, const absl::Status& er
         return absl::OkStatus();
       },
       /*urgent=*/true);
+}
+
+void ModelRegistry::Publish(const std::string& name) {
+  ModelInfo snapshot;
+  std::vector<StateListener> listeners;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;
+    snapshot = InfoOf(it->second);
+    listeners = state_listeners_;
+  }
+  for (const StateListener& listener : listeners) listener(snapshot);
 }
 
 void ModelRegistry::Notify(const PlacementEvent& event) {

@@ -34,8 +34,12 @@ struct LoadedModel {
   std::string name;
   v1::ModelConfig config;             // with defaults filled in
   std::vector<std::string> labels;    // one per logit
-  std::unique_ptr<tokenizer::BertTokenizer> tokenizer;
+  // Shared by the model's replicas.
+  std::shared_ptr<const tokenizer::BertTokenizer> tokenizer;
   std::unique_ptr<Model> model;
+  // 0: the model's primary copy (the one that moves to host memory when
+  // evicted); else the id of a replica on another device (see ModelCopy).
+  int replica = 0;
   // Held around Forward: one batch executes per budgeted device at a time, so
   // activation reserves do not add up. Null for models executing on the CPU.
   absl::Mutex* execution_mu = nullptr;
@@ -47,6 +51,14 @@ struct LoadedModel {
 // A request's hold on a READY model, for exactly the request's duration. While
 // any handle exists the model is never evicted or unloaded.
 using ModelHandle = std::shared_ptr<const LoadedModel>;
+
+// One device copy of a model.
+struct ModelCopy {
+  std::string device;
+  int64_t device_bytes = 0;
+  int in_use = 0;        // handles held on this copy
+  bool replica = false;  // false: the primary copy
+};
 
 // A snapshot of one model for the Models API, metrics and logs.
 struct ModelInfo {
@@ -72,9 +84,12 @@ struct ModelInfo {
   // ChooseDevice): "free" (fitted beside what was there), "evict" (after
   // evicting idle models), "wait" (after waiting for requests' holds).
   int64_t placed_free = 0, placed_evict = 0, placed_wait = 0;
+  // Every device copy now: the primary first (while READY), then replicas.
+  std::vector<ModelCopy> copies;
 };
 
-enum class PlacementKind { kLoad, kSwapIn, kEvict, kUnload, kDeviceLost };
+// kReplicate: a replica placed on another device (evicting one is kEvict).
+enum class PlacementKind { kLoad, kSwapIn, kEvict, kUnload, kDeviceLost, kReplicate };
 absl::string_view PlacementKindName(PlacementKind kind);  // "load", "swap_in", ...
 
 // One finished placement job, for metrics and logs.
@@ -277,6 +292,18 @@ class ModelRegistry {
   void DeviceLost(const std::string& device, const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
   // Devices not lost.
   int DevicesServing() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // `name`'s queue has stayed longer than its device serves (the Batcher
+  // asks): a replica is placed on another device if its config allows one
+  // more (max_replicas) and a device can take it where it fits, or by
+  // evicting only idle models, never one in use. Runs in the background
+  // (the read on a read thread, the move on the placement worker); asking
+  // again while one is under way, or within a few seconds of the last try,
+  // does nothing. Requests then go to the copy the fewest requests hold.
+  // Replicas are never offloaded: an idle one is the first model evicted
+  // from its device when room is needed, a primary with replicas is evicted
+  // only after them, and an unload or a lost device drops them.
+  void RequestReplica(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   int device_count() const { return static_cast<int>(devices_.size()); }
 
  private:
@@ -300,7 +327,37 @@ class ModelRegistry {
     // Index of the device its weights are admitted to (from the start of a
     // placement until eviction or unload); -1: none.
     int device = -1;
+    // Device copies besides the primary (config max_replicas); only while
+    // the primary is READY.
+    struct Replica {
+      int id = 0;
+      int device = 0;
+      std::shared_ptr<LoadedModel> loaded;
+      int in_use = 0;
+    };
+    std::vector<Replica> replicas;
+    int next_replica_id = 1;
+    // A replica read or placement under way, and when the last one ended
+    // (requests are rate-limited; see RequestReplica).
+    bool replicating = false;
+    absl::Time last_replica_try = absl::InfinitePast();
   };
+  // The snapshot of `entry` the API shows: its info with its copies.
+  ModelInfo InfoOf(const Entry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes replica `index` of `entry` off its device (its handles must be
+  // gone, or its device lost); returns the event to report. Its copy goes
+  // into `freed` if given, so that its memory is freed once the caller has
+  // let go of the lock.
+  PlacementEvent DropReplica(Entry& entry, size_t index,
+                             std::vector<std::shared_ptr<LoadedModel>>* freed = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops every idle replica on `device` (-1: on every device) of models
+  // other than `keep`; returns the events.
+  std::vector<PlacementEvent> DropIdleReplicas(int device, const std::string& keep,
+                                               std::vector<std::shared_ptr<LoadedModel>>* freed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status DoPlaceReplica(const std::string& name, std::shared_ptr<LoadedModel> built)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Why ChooseDevice took a device, best first.
   enum class Fit { kFree = 0, kEvict = 1, kWait = 2 };
@@ -310,8 +367,11 @@ class ModelRegistry {
   };
   static absl::string_view FitName(Fit fit);
   // The placement policy (see the class comment) for `name`.
-  absl::StatusOr<Choice> ChooseDevice(const std::string& name, int64_t weights, int64_t reserve)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `replica`: for a replica of `name`: devices with a copy of it are no
+  // candidates, and neither is one where room would mean waiting for
+  // requests (Fit::kWait); idle replicas of other models count as evictable.
+  absl::StatusOr<Choice> ChooseDevice(const std::string& name, int64_t weights, int64_t reserve,
+                                      bool replica = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Free bytes `device` has for new allocations: its free memory (other
   // processes count) and its allocator's cache.
   int64_t PhysicallyFree(int device) const;
@@ -322,7 +382,8 @@ class ModelRegistry {
   void Rescan() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status EnsureKnown(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<ModelInfo> Snapshot(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
-  void Release(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // A handle on `name`'s copy `replica` (0: the primary) went away.
+  void Release(const std::string& name, int replica) ABSL_LOCKS_EXCLUDED(mu_);
   // READY and giving out handles (not unloading, turn not ending).
   bool Servable(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   std::shared_ptr<const PlacementQueue::Job> SubmitPlace(const std::string& name, bool urgent);
@@ -371,6 +432,9 @@ class ModelRegistry {
   // on; Evict tells the listeners.
   void ClaimForEviction(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const PlacementEvent& event) ABSL_LOCKS_EXCLUDED(mu_);
+  // Tells the state listeners of `name` as it is now (its copies changed
+  // without a state change).
+  void Publish(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
   const ModelRepository repository_;
   ModelLoader* const loader_;

@@ -31,6 +31,13 @@ v1::ModelStatus ToModelStatus(const core::ModelInfo& info) {
   status.set_placements_free(info.placed_free);
   status.set_placements_evict(info.placed_evict);
   status.set_placements_wait(info.placed_wait);
+  for (const core::ModelCopy& copy : info.copies) {
+    v1::ModelCopy* out = status.add_copies();
+    out->set_device(copy.device);
+    out->set_device_bytes(copy.device_bytes);
+    out->set_in_use(copy.in_use);
+    out->set_replica(copy.replica);
+  }
   status.set_loads(info.loads);
   status.set_swap_ins(info.swap_ins);
   status.set_evictions(info.evictions);

@@ -320,18 +320,26 @@ void ServerMetrics::SetModelState(const std::string& model, absl::string_view st
 }
 
 void ServerMetrics::SetModelMemory(const std::string& model, absl::string_view tier,
-                                   double bytes, const std::string& device) {
-  if (tier == "device") {
-    absl::MutexLock lock(&model_device_mu_);
-    auto [it, fresh] = model_device_.try_emplace(model, device);
-    if (!fresh && it->second != device) {
-      model_memory_.Add({{"model", model}, {"tier", "device"}, {"device", it->second}}).Set(0);
-      it->second = device;
+                                   double bytes) {
+  model_memory_.Add({{"model", model}, {"tier", std::string(tier)}}).Set(bytes);
+}
+
+void ServerMetrics::SetModelDeviceMemory(
+    const std::string& model, const std::vector<std::pair<std::string, double>>& by_device) {
+  absl::MutexLock lock(&model_device_mu_);
+  std::vector<std::string>& before = model_devices_[model];
+  for (const std::string& device : before) {
+    const bool still = std::any_of(by_device.begin(), by_device.end(),
+                                   [&](const auto& copy) { return copy.first == device; });
+    if (!still) {
+      model_memory_.Add({{"model", model}, {"tier", "device"}, {"device", device}}).Set(0);
     }
   }
-  prometheus::Labels labels{{"model", model}, {"tier", std::string(tier)}};
-  if (tier == "device") labels.emplace("device", device);
-  model_memory_.Add(labels).Set(bytes);
+  before.clear();
+  for (const auto& [device, bytes] : by_device) {
+    model_memory_.Add({{"model", model}, {"tier", "device"}, {"device", device}}).Set(bytes);
+    before.push_back(device);
+  }
 }
 
 void ServerMetrics::SetModelReplicas(const std::string& model, double copies) {

@@ -59,12 +59,14 @@ class ServerMetrics {
   // Sets the model's state series: 1 for `state`, 0 for the others of `all`.
   void SetModelState(const std::string& model, absl::string_view state,
                      const std::vector<absl::string_view>& all);
-  // Weights held for `model` on `tier` ("device", "host"), in bytes. Device
-  // tier series carry the device they are on ("" while on none); a model
-  // that moved to another device has its old series set to 0.
-  void SetModelMemory(const std::string& model, absl::string_view tier, double bytes,
-                      const std::string& device = "") ABSL_LOCKS_EXCLUDED(model_device_mu_);
-  // Device copies of the model (0 while on none).
+  // Weights held for `model` on `tier` ("device", "host"), in bytes.
+  void SetModelMemory(const std::string& model, absl::string_view tier, double bytes);
+  // Weights of `model`'s device copies, by device; devices it had a copy on
+  // before and has none on now get 0.
+  void SetModelDeviceMemory(const std::string& model,
+                            const std::vector<std::pair<std::string, double>>& by_device)
+      ABSL_LOCKS_EXCLUDED(model_device_mu_);
+  // Device copies of the model: 0 while on none, more than 1 with replicas.
   void SetModelReplicas(const std::string& model, double copies);
   // The placement policy put a model on `device` for `reason` (free, evict,
   // wait: see core::ModelRegistry).
@@ -149,9 +151,10 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>& model_replicas_;
   prometheus::Family<prometheus::Counter>& placement_decisions_;
   absl::Mutex model_device_mu_;
-  // The device each model's device-tier series was last set for, so a move
-  // to another device zeroes the old series.
-  absl::flat_hash_map<std::string, std::string> model_device_ ABSL_GUARDED_BY(model_device_mu_);
+  // The devices each model's device-tier series were last set for, so that
+  // a copy gone from a device zeroes its series.
+  absl::flat_hash_map<std::string, std::vector<std::string>> model_devices_
+      ABSL_GUARDED_BY(model_device_mu_);
   // Declared last: stops serving before the families it reads go away.
   std::unique_ptr<MetricsHttpServer> http_;
 };

@@ -31,12 +31,12 @@ class MultiDeviceTest : public ::testing::Test {
   MultiDeviceTest()
       : d0_(kBudget, true, "fake:0"), d1_(kBudget, true, "fake:1"), loader_({&d0_, &d1_}) {}
 
-  void Make() {
+  void Make(int64_t budget1 = kBudget) {
     absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo_.root());
     ASSERT_TRUE(r.ok());
     loader_.SetActivationBytesPerToken(1);
     RegistryOptions options;
-    options.devices = {{&d0_, kBudget}, {&d1_, kBudget}};
+    options.devices = {{&d0_, kBudget}, {&d1_, budget1}};
     options.host_budget = 1 << 30;
     options.hold_wait = absl::Milliseconds(200);
     auto registry = ModelRegistry::Create(*r, &loader_, options);
@@ -81,6 +81,24 @@ class MultiDeviceTest : public ::testing::Test {
   std::vector<std::string> Events() {
     absl::MutexLock lock(&mu_);
     return events_;
+  }
+
+  // Waits for an event starting with `prefix` (placements of replicas run in
+  // the background); returns it.
+  std::string WaitForEvent(const std::string& prefix) {
+    absl::MutexLock lock(&mu_);
+    std::string found;
+    auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const std::string& e : events_) {
+        if (e.rfind(prefix, 0) == 0) {
+          found = e;
+          return true;
+        }
+      }
+      return false;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&seen), absl::Seconds(30));
+    return found;
   }
 
   testing::TempRepository repo_;
@@ -281,6 +299,83 @@ TEST_F(MultiDeviceTest, LostDeviceMovesItsModelsToTheOtherOne) {
   answered_again.WaitForNotification();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(lost_calls.load(), 1);
+}
+
+TEST_F(MultiDeviceTest, ReplicaOnTheOtherDeviceSharesTheLoadAndGoesFirstWhenRoomIsNeeded) {
+  AddModel("hot", 300, "max_replicas: 2");
+  AddModel("other", 300, "devices: [1]");
+  AddModel("big", 350, "devices: [1]");
+  Make();
+  ASSERT_TRUE(registry_->Load("hot").ok());
+  ASSERT_EQ(DeviceOf("hot"), "fake:0");
+  registry_->RequestReplica("hot");
+  EXPECT_EQ(WaitForEvent("replicate/hot/"), "replicate/hot/fake:1/free");
+  absl::StatusOr<ModelInfo> info = registry_->Get("hot");
+  ASSERT_EQ(info->copies.size(), 2u);
+  EXPECT_EQ(info->copies[0].device, "fake:0");
+  EXPECT_FALSE(info->copies[0].replica);
+  EXPECT_EQ(info->copies[1].device, "fake:1");
+  EXPECT_TRUE(info->copies[1].replica);
+  EXPECT_EQ(d1_.allocated(), 300);
+  EXPECT_EQ(registry_->Memory().devices[1].resident_models, 1);
+
+  // Requests go to the copy the fewest hold: two at once use both devices,
+  // and each answers right.
+  absl::StatusOr<ModelHandle> first = registry_->Acquire("hot");
+  absl::StatusOr<ModelHandle> second = registry_->Acquire("hot");
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_NE((*first)->model->device(), (*second)->model->device());
+  InputBatch batch{1, 2, {5, 6}, {1, 1}, {0, 0}};
+  for (const ModelHandle* h : {&*first, &*second}) {
+    absl::StatusOr<Logits> logits = (*h)->model->Forward(batch);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    EXPECT_EQ(logits->values, testing::FakeModel::ExpectedRow({5, 6}, {0, 0}, 2));
+  }
+  EXPECT_EQ(registry_->Get("hot")->copies[1].in_use, 1);
+  // No more than max_replicas copies.
+  registry_->RequestReplica("hot");
+  EXPECT_EQ(registry_->Get("hot")->copies.size(), 2u);
+  first->reset();
+  second->reset();
+
+  // Room on fake:1 for a bigger model: the idle replica goes, nothing else.
+  ASSERT_TRUE(registry_->Load("other").ok());  // fake:1 beside the replica
+  ASSERT_EQ(DeviceOf("other"), "fake:1");
+  ASSERT_TRUE(registry_->Load("big").ok());
+  EXPECT_EQ(DeviceOf("big"), "fake:1");
+  EXPECT_EQ(DeviceOf("other"), "fake:1");
+  EXPECT_EQ(registry_->Get("hot")->copies.size(), 1u);
+  EXPECT_EQ(DeviceOf("hot"), "fake:0");
+  bool replica_evicted = false;
+  for (const std::string& e : Events()) replica_evicted |= e == "evict/hot/fake:1/replica";
+  EXPECT_TRUE(replica_evicted);
+  Use("hot");
+
+  // An unload takes every copy.
+  registry_->RequestReplica("hot");  // too soon after the last try: nothing
+  ASSERT_TRUE(registry_->Unload("hot").ok());
+  EXPECT_TRUE(registry_->Get("hot")->copies.empty());
+}
+
+TEST_F(MultiDeviceTest, NoReplicaBeyondMaxReplicasNorInPlaceOfAModelInUse) {
+  AddModel("single", 300);  // max_replicas defaults to 1
+  AddModel("hot", 300, "max_replicas: 2");
+  AddModel("held", 200, "devices: [1]");
+  Make(/*budget1=*/500);
+  ASSERT_TRUE(registry_->Load("single").ok());
+  registry_->RequestReplica("single");  // refused at once: one copy allowed
+  EXPECT_EQ(registry_->Get("single")->copies.size(), 1u);
+  ASSERT_TRUE(registry_->Load("hot").ok());
+  ASSERT_EQ(DeviceOf("hot"), "fake:0");  // fake:1's 500 bytes cannot take it fresh
+  // fake:1 could take a replica only by evicting a model a request holds.
+  absl::StatusOr<ModelHandle> held = registry_->Acquire("held");
+  ASSERT_TRUE(held.ok());
+  ASSERT_EQ((*held)->model->device(), "fake:1");
+  registry_->RequestReplica("hot");
+  EXPECT_EQ(WaitForEvent("replicate/hot/"), "replicate/hot///error");
+  EXPECT_EQ(registry_->Get("hot")->copies.size(), 1u);
+  EXPECT_EQ(DeviceOf("held"), "fake:1");
+  Use("hot");
 }
 
 TEST_F(MultiDeviceTest, DevicesOfTwoKindsAreRefused) {

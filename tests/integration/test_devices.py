@@ -1,6 +1,10 @@
 """Several devices (--device sim:0,sim:1): two simulated devices, each with its
 own budget, executor and allocator, in one real server.
 
+- A hot model with max_replicas: 2 under 32 clients gets a replica on the
+  other device (throughput before and after is printed); the idle replica is
+  the first thing evicted when that device needs room.
+
 - Four models of ~1/3 of one device's budget each (two fit per device, three
   do not), round-robin traffic: every answer has PyTorch's scores, never more
   than two models resident per device, placements spread over both devices.
@@ -261,6 +265,73 @@ class LostDeviceTest(harness.ServerTestCase):
         for model in ("a", "b"):
             reply = self.server.inference.Classify(harness.classify_request(model, [TEXTS[0]]))
             self.assertEqual(len(reply.results), 1)
+
+
+class ReplicaTest(harness.ServerTestCase):
+    """A hot model allowed two copies (max_replicas: 2) gets a replica on the
+    other device under 32 clients; both devices then run its forwards; the
+    idle replica is the first thing evicted when that device needs room."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="bertserve-replica-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.repo = harness.make_demo_repo(os.path.join(cls.tmp, "demo"))
+        make_copies(cls.repo, ["hot", "f1", "f2"], {
+            "hot": "max_replicas: 2", "f1": "devices: [1]", "f2": "devices: [1]"})
+        harness.start_server(cls, repository=cls.repo, load=["hot"], extra_args=DEVICE_ARGS)
+        cls.server.wait_ready()
+        cls.expected = reference_scores(cls, cls.repo, "hot")
+
+    def device_samples(self, name):
+        return {re.search(r'device="([^"]*)"', labels).group(1): value
+                for labels, value in harness.scraped_samples(self.server.metrics_port,
+                                                            name).items()}
+
+    def test_hot_model_gets_a_replica_that_goes_first_when_room_is_needed(self):
+        status = self.server.models.Get(models_pb2.GetModelRequest(name="hot"))
+        self.assertEqual([c.device for c in status.copies], ["sim:0"])
+        traffic = Traffic(self, ["hot"])
+        start = time.monotonic()
+        traffic.run(32)
+        self.server.wait_for_log(lambda l: "placement replicate of hot on sim:1" in l,
+                                 "a replica of hot on sim:1", timeout=CALL_TIMEOUT_S)
+        placed = time.monotonic()
+        with traffic.lock:
+            before = traffic.answers["hot"]
+        # The same clients for as long again (at least 3 s) with both copies.
+        window = max(3.0, placed - start)
+        traffic.stop.wait(window)  # a measurement window, not a wait for a condition
+        traffic.join()
+        after = traffic.answers["hot"] - before
+        print(f"\nhot model, 32 clients: {before / (placed - start):.1f} answers/s on sim:0 "
+              f"alone ({placed - start:.1f} s until the replica), {after / window:.1f}/s with "
+              f"the replica on sim:1; {dict(traffic.errors)} errors", flush=True)
+        self.assertFalse(traffic.errors, f"{dict(traffic.errors)}: {traffic.last_error}")
+        self.assertFalse(traffic.mismatches, traffic.mismatches[:5])
+
+        status = self.server.models.Get(models_pb2.GetModelRequest(name="hot"))
+        self.assertEqual([(c.device, c.replica) for c in status.copies],
+                         [("sim:0", False), ("sim:1", True)])
+        self.assertEqual(harness.scraped_samples(self.server.metrics_port,
+                                                 "bertserve_model_replicas")['{model="hot"}'], 2)
+        # Forwards ran on sim:1: its allocator peaked above the replica's weights.
+        peaks = self.device_samples("bertserve_allocator_peak_bytes")
+        self.assertGreater(peaks["sim:1"], status.weight_bytes)
+
+        # sim:1 needs room: the idle replica goes first, and hot serves on.
+        for name in ("f1", "f2"):
+            info = self.server.models.Load(models_pb2.LoadModelRequest(name=name))
+            self.assertEqual(info.device, "sim:1")
+        self.server.wait_for_log(lambda l: "placement evict of hot on sim:1" in l,
+                                 "the replica evicted")
+        status = self.server.models.Get(models_pb2.GetModelRequest(name="hot"))
+        self.assertEqual([c.device for c in status.copies], ["sim:0"])
+        self.assertEqual(status.state, models_pb2.READY)
+        self.assertEqual(harness.scraped_samples(self.server.metrics_port,
+                                                 "bertserve_model_replicas")['{model="hot"}'], 1)
+        reply = self.server.inference.Classify(harness.classify_request("hot", [TEXTS[0]]))
+        self.assertEqual(len(reply.results), 1)
 
 
 if __name__ == "__main__":
