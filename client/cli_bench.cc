@@ -15,42 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/bench_texts.h"
 
 namespace bertserve::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Plain English words: texts of a chosen length without a vocabulary at hand.
-constexpr const char* kWords[] = {
-    "the",     "service", "was",    "slow",    "and",     "the",     "food",   "cold",
-    "what",    "a",       "lovely", "day",     "for",     "walk",    "in",     "park",
-    "market",  "prices",  "rose",   "sharply", "after",   "report",  "team",   "won",
-    "final",   "match",   "late",   "goal",    "new",     "phone",   "battery", "lasts",
-    "two",     "days",    "movie",  "plot",    "felt",    "thin",    "but",    "actors",
-    "were",    "great",   "delivery", "arrived", "broken", "refund", "please", "thanks",
-    "weather", "turned",  "grey",   "again",   "city",    "council", "voted",  "budget",
-    "museum",  "opened",  "wing",   "ancient", "coins",   "quiet",   "library", "reading"};
-
-// The texts each request carries, drawn once so that generating them costs
-// nothing while the load runs.
-std::vector<std::vector<std::string>> MakeRequests(const BenchOptions& o, size_t count) {
-  std::mt19937_64 rng(o.seed);
-  std::uniform_int_distribution<int> words(o.min_words, o.max_words);
-  std::uniform_int_distribution<size_t> word(0, sizeof(kWords) / sizeof(kWords[0]) - 1);
-  std::vector<std::vector<std::string>> requests(count);
-  for (auto& texts : requests) {
-    for (int t = 0; t < o.texts_per_request; ++t) {
-      std::string text;
-      for (int w = words(rng); w > 0; --w) {
-        if (!text.empty()) text += ' ';
-        text += kWords[word(rng)];
-      }
-      texts.push_back(std::move(text));
-    }
-  }
-  return requests;
-}
 
 // What the run saw; guarded by `mu`.
 struct Tally {
@@ -100,7 +70,9 @@ int RunBench(Client& client, const BenchOptions& o, bool json) {
                     "--texts >= 1 and 1 <= --min-words <= --max-words\n");
     return kExitUsage;
   }
-  const std::vector<std::vector<std::string>> texts = MakeRequests(o, 1024);
+  // Drawn once, so that generating them costs nothing while the load runs.
+  const std::vector<std::vector<std::string>> texts =
+      BenchTexts(o.min_words, o.max_words, o.texts_per_request, o.seed, 1024);
   Tally tally;
   const Clock::time_point start = Clock::now();
   const Clock::time_point stop =

@@ -1,0 +1,431 @@
+#!/usr/bin/python3
+"""The runs of scripts/bench.sh and its table; see README "Performance".
+
+For each model directory given (model.pt, vocab.txt, config.pbtxt):
+
+  raw libtorch    build/bench/forward_bench: one text per forward, then all
+                  texts sorted by length in batches at the model's token
+                  limit (the ceiling)
+  bertserve       build/server/bertserve on loopback ports picked by the
+                  kernel, driven by `bertserve-cli bench` closed loop at each
+                  --callers count, then open loop at half the best closed-loop
+                  rate (the p99 goal)
+  Python baseline bench/python_baseline_server.py, the per-request grpcio
+                  server, driven by the same `bertserve-cli bench` runs
+
+then build/bench/batching_bench (the storm of issue 4) on --storm-model.
+Every figure is measured in this run; the table gives ratios to the ceiling
+and to the Python server, and each goal with whether it held. Figures, not
+assertions: the exit status is 0 whatever the figures, non-zero only when a
+tool fails.
+
+The ceiling is the faster of the two raw loops (sorted batches, unless a
+forward's cost on this machine grows faster than its tokens).
+
+Server CPU per sequence: the server process's CPU time over a run
+(/proc/PID/stat utime + stime) divided by the sequences answered. CPU
+microseconds per sequence outside the forward (gRPC, parsing, tokenizing,
+batching, the response, OpenMP's spin after each forward) are taken at one
+caller, where each forward is one input as in the raw one-per-forward loop:
+the server's CPU time less the raw loop's CPU time per token times the
+tokens answered, per sequence. CPU time, unlike wall time, does not grow
+when other work on the machine takes turns on its cores.
+
+  bench/run_bench.py --build build --model build/bench-models/bert-mini:512 ...
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def config_int(model_dir, field, default):
+    """An integer field of config.pbtxt, by name (the bench writes these files)."""
+    with open(os.path.join(model_dir, "config.pbtxt"), encoding="utf-8") as f:
+        found = re.search(rf"\b{field}\s*:\s*(\d+)", f.read())
+    return int(found.group(1)) if found else default
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class Process:
+    """A server child process whose output is kept, and scanned for a line."""
+
+    def __init__(self, cmd, ready_re, timeout):
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.match = self.wait_for(ready_re, timeout)
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append(None)
+            self.cond.notify_all()
+
+    def wait_for(self, pattern, timeout):
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            seen = 0
+            while True:
+                for line in self.lines[seen:]:
+                    if line is None:
+                        raise RuntimeError("server exited:\n" + self.tail())
+                    found = regex.search(line)
+                    if found:
+                        return found
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"no line matching {pattern!r} in {timeout} s:\n"
+                                       + self.tail())
+                self.cond.wait(left)
+
+    def tail(self):
+        return "\n".join(line for line in self.lines[-30:] if line is not None)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.rows = []     # table rows, in print order
+        self.goals = []    # (goal, figure, held)
+        self.overheads = []
+        self.notes = []
+
+    # --- tools ---------------------------------------------------------------
+
+    def tool(self, name):
+        return os.path.join(self.args.build, name)
+
+    def run_json(self, cmd, timeout):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}"
+                               f"{proc.stdout}")
+        return json.loads(proc.stdout)
+
+    def cli_bench(self, port, model, seconds, callers=None, rate=None):
+        cmd = [self.tool("client/bertserve-cli"), "--server", f"127.0.0.1:{port}", "--json",
+               "--timeout", "600", "bench", "-m", model, "-d", str(seconds)]
+        cmd += ["-r", f"{rate:.3f}"] if rate else ["-c", str(callers)]
+        result = self.run_json(cmd, timeout=seconds + 600)
+        if result["errors"]:
+            raise RuntimeError(f"bench errors: {result['errors']}")
+        return result
+
+    # --- one model -----------------------------------------------------------
+
+    def raw_loop(self, model_dir, texts):
+        result = self.run_json(
+            [self.tool("bench/forward_bench"), "--json", "--model", model_dir,
+             "--texts", str(texts), "--rounds", str(self.args.rounds),
+             "--max-sequence-length", str(config_int(model_dir, "max_sequence_length", 512)),
+             "--max-batch-tokens", str(config_int(model_dir, "max_batch_tokens", 8192))],
+            timeout=3600)
+        log(f"raw loop: {result['one_per_forward']['sequences_per_second']:.1f} seq/s one per "
+            f"forward, {result['sorted']['sequences_per_second']:.1f} sorted")
+        return result
+
+    def metrics(self, port, model):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+            text = r.read().decode()
+        values = {}
+        for name in ("bertserve_compute_duration_seconds_sum", "bertserve_batch_size_sum",
+                     "bertserve_batch_size_count"):
+            found = re.search(rf'^{name}{{[^}}]*model="{re.escape(model)}"[^}}]*}} (\S+)$',
+                              text, re.M)
+            values[name] = float(found.group(1)) if found else 0.0
+        return values
+
+    def bertserve(self, model_dir, name):
+        repository = os.path.dirname(model_dir)
+        cmd = [self.tool("server/bertserve"), "--model-repository", repository, "--load", name,
+               "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+               "--log-level", "info"]
+        server = Process(cmd, r"gRPC listening on \S+:(\d+)", timeout=120)
+        runs = {}
+        try:
+            port = int(server.match.group(1))
+            metrics_port = int(server.wait_for(r"metrics listening on \S+:(\d+)", 60).group(1))
+            self.wait_ready(metrics_port, server)
+            self.cli_bench(port, name, self.args.warmup_seconds, callers=4)
+            pid = server.proc.pid
+
+            def measured(**load):
+                cpu0, m0 = cpu_seconds(pid), self.metrics(metrics_port, name)
+                result = self.cli_bench(port, name, self.seconds, **load)
+                cpu1, m1 = cpu_seconds(pid), self.metrics(metrics_port, name)
+                forwards = m1["bertserve_batch_size_count"] - m0["bertserve_batch_size_count"]
+                result["cpu_seconds"] = cpu1 - cpu0
+                result["compute_seconds"] = (m1["bertserve_compute_duration_seconds_sum"]
+                                             - m0["bertserve_compute_duration_seconds_sum"])
+                result["forwards"] = forwards
+                result["rows_per_forward"] = (
+                    (m1["bertserve_batch_size_sum"] - m0["bertserve_batch_size_sum"])
+                    / max(1.0, forwards))
+                log(f"bertserve {result['mode']}: {result['sequences_per_second']:.1f} seq/s, "
+                    f"p50 {result['latency_ms']['p50']:.1f} ms, "
+                    f"{result['rows_per_forward']:.1f} rows per forward")
+                return result
+
+            for callers in self.args.callers:
+                runs[callers] = measured(callers=callers)
+            saturation = max(r["sequences_per_second"] for r in runs.values())
+            runs["half"] = measured(rate=saturation / 2)
+        finally:
+            server.stop()
+        return runs
+
+    def wait_ready(self, metrics_port, server):
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                raise RuntimeError("server exited:\n" + server.tail())
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz",
+                                            timeout=10) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server not ready in 600 s:\n" + server.tail())
+
+    def python_baseline(self, model_dir, name):
+        cmd = [sys.executable, os.path.join(HERE, "python_baseline_server.py"),
+               "--model", model_dir]
+        server = Process(cmd, r"python baseline listening on \S+:(\d+)", timeout=300)
+        runs = {}
+        try:
+            port = int(server.match.group(1))
+            self.cli_bench(port, name, self.args.warmup_seconds, callers=4)
+            pid = server.proc.pid
+            for callers in self.args.callers:
+                cpu0 = cpu_seconds(pid)
+                result = self.cli_bench(port, name, self.seconds, callers=callers)
+                result["cpu_seconds"] = cpu_seconds(pid) - cpu0
+                result["compute_seconds"] = (result["server_ms"]["compute"] / 1000
+                                             * result["requests_answered"])
+                result["rows_per_forward"] = 1.0
+                log(f"python baseline {callers} callers: "
+                    f"{result['sequences_per_second']:.1f} seq/s, "
+                    f"p50 {result['latency_ms']['p50']:.1f} ms")
+                runs[callers] = result
+        finally:
+            server.stop()
+        return runs
+
+    def model(self, model_dir, texts, seconds):
+        self.seconds = seconds
+        name = os.path.basename(os.path.normpath(model_dir))
+        log(f"{name}: raw libtorch loop on {texts} texts")
+        raw = self.raw_loop(model_dir, texts)
+        log(f"{name}: bertserve")
+        served = self.bertserve(model_dir, name)
+        log(f"{name}: Python baseline")
+        python = self.python_baseline(model_dir, name)
+        self.report(name, raw, served, python)
+
+    # --- the table -----------------------------------------------------------
+
+    @staticmethod
+    def outside_forward_us(run, raw):
+        """CPU microseconds per sequence outside the forward, at one caller."""
+        forward_cpu = run["tokens"] * raw["one_per_forward"]["cpu_us_per_token"] / 1e6
+        return (run["cpu_seconds"] - forward_cpu) / max(1, run["sequences"]) * 1e6
+
+    def report(self, name, raw, served, python):
+        one, batched = raw["one_per_forward"], raw["sorted"]
+        ceiling = max(one["sequences_per_second"], batched["sequences_per_second"])
+        limit = raw["max_batch_tokens"]
+
+        def row(what, callers, seq_s, p50, p99, cpu_ms, vs_python=None, rows=None):
+            self.rows.append([
+                name, what, callers, f"{seq_s:.1f}",
+                f"{p50:.1f}" if p50 is not None else "", f"{p99:.1f}" if p99 is not None else "",
+                f"{seq_s / ceiling:.2f}",
+                f"{vs_python:.2f}" if vs_python is not None else "",
+                f"{rows:.1f}" if rows is not None else "", f"{cpu_ms:.2f}"])
+
+        def cpu_ms(run):
+            return run["cpu_seconds"] / max(1, run["sequences"]) * 1e3
+
+        row("raw libtorch, one input per forward", "-", one["sequences_per_second"],
+            one["forward_ms_p50"], None, one["cpu_ms_per_text"], rows=1.0)
+        row(f"raw libtorch, sorted batches at {limit} tokens", "-",
+            batched["sequences_per_second"], None, None, batched["cpu_ms_per_text"],
+            rows=raw["texts"] / batched["forwards"])
+        for callers in self.args.callers:
+            r, p = served[callers], python[callers]
+            row("bertserve, gRPC loopback", callers, r["sequences_per_second"],
+                r["latency_ms"]["p50"], r["latency_ms"]["p99"], cpu_ms(r),
+                vs_python=r["sequences_per_second"] / p["sequences_per_second"],
+                rows=r["rows_per_forward"])
+        half = served["half"]
+        row(f"bertserve, open loop at {half['rate']:.1f} req/s (half of saturation)", "-",
+            half["sequences_per_second"], half["latency_ms"]["p50"], half["latency_ms"]["p99"],
+            cpu_ms(half), rows=half["rows_per_forward"])
+        for callers in self.args.callers:
+            p = python[callers]
+            row("Python grpcio per-request server (BASELINE)", callers,
+                p["sequences_per_second"], p["latency_ms"]["p50"], p["latency_ms"]["p99"],
+                cpu_ms(p), vs_python=1.0, rows=1.0)
+
+        top, low = max(self.args.callers), min(self.args.callers)
+        saturation = served[top]["sequences_per_second"] / ceiling
+        self.goals.append((f"{name}: bertserve at {top} callers >= 0.95x the ceiling",
+                           f"{saturation:.2f}x", saturation >= 0.95))
+        for callers in self.args.callers:
+            if callers < 16:
+                continue
+            ratio = served[callers]["sequences_per_second"] / python[callers]["sequences_per_second"]
+            self.goals.append((f"{name}: bertserve >= 3x the Python server at {callers} callers",
+                               f"{ratio:.2f}x", ratio >= 3))
+        # "One batch" read two ways: the forwards that ran at that load, and
+        # a full batch at the token limit (the sorted loop's longest forward).
+        batch_ms = half["compute_seconds"] / max(1, half["forwards"]) * 1000
+        full_ms = batched["forward_ms_max"]
+        p99 = half["latency_ms"]["p99"]
+        self.goals.append((
+            f"{name}: p99 at half of saturation <= 3x one batch's compute time, "
+            f"the mean forward at that load ({batch_ms:.1f} ms)",
+            f"p99 {p99:.1f} ms = {p99 / max(batch_ms, 1e-9):.1f}x", p99 <= 3 * batch_ms))
+        self.goals.append((
+            f"{name}: the same against a full {limit}-token batch ({full_ms:.0f} ms)",
+            f"{p99 / max(full_ms, 1e-9):.2f}x", p99 <= 3 * full_ms))
+        if low == 1:
+            self.overheads.append(
+                f"{name}: CPU us per sequence outside the forward, 1 caller: bertserve "
+                f"{self.outside_forward_us(served[1], raw):.0f}, Python baseline "
+                f"{self.outside_forward_us(python[1], raw):.0f} (a forward: "
+                f"{one['cpu_ms_per_text'] * 1e3:.0f} us of CPU per text)")
+        self.notes.append(
+            f"{name}: raw loop on {raw['texts']} texts ({raw['tokens_per_text']:.1f} tokens "
+            f"each on average), best of {raw['rounds']} rounds; server-side split at {top} "
+            f"callers, mean ms per request: tokenize "
+            f"{served[top]['server_ms']['tokenize']:.2f}, queue "
+            f"{served[top]['server_ms']['queue']:.1f}, compute "
+            f"{served[top]['server_ms']['compute']:.1f}")
+
+    def storm(self, model_dir):
+        log(f"batching_bench storm on {model_dir}")
+        cmd = [self.tool("bench/batching_bench"), "--model", model_dir,
+               "--requests", str(self.args.storm_requests)]
+        if self.args.storm_clients:
+            cmd += ["--clients", str(self.args.storm_clients)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
+
+        def figure(label):
+            found = re.search(rf"^\s*{label}\s+([\d.]+)", proc.stdout, re.M)
+            if not found:
+                raise RuntimeError(f"no '{label}' line in batching_bench's output:\n{proc.stdout}")
+            return float(found.group(1))
+
+        batched, ceiling = figure("dynamic batching"), figure("ceiling")
+        alone = figure("one request per forward")
+        self.goals.append((
+            f"storm (batching_bench, {os.path.basename(os.path.normpath(model_dir))}): "
+            f"batcher / its ceiling (replaces issue 4's 3x; one per forward {alone:.0f}, "
+            f"batched {batched:.0f}, ceiling {ceiling:.0f} req/s)",
+            f"{batched / ceiling:.2f}x", None))
+
+    def print_table(self):
+        header = ["model", "run", "callers", "seq/s", "p50 ms", "p99 ms", "x ceiling",
+                  "x Python", "rows/forward", "CPU ms/seq"]
+        print()
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join("---" for _ in header) + "|")
+        for r in self.rows:
+            print("| " + " | ".join(str(c) for c in r) + " |")
+        print()
+        print("Goals:")
+        for goal, figure, held in self.goals:
+            verdict = "" if held is None else ("  held" if held else "  MISSED")
+            print(f"  {goal}: {figure}{verdict}")
+        print()
+        print("Per-request overhead:")
+        for line in self.overheads:
+            print(f"  {line}")
+        print()
+        print("Notes:")
+        for note in self.notes:
+            print(f"  {note}")
+        print("  ceiling: the faster raw loop. CPU ms/seq: the process's CPU time (all threads) "
+              "per sequence answered.")
+        print("  Python baseline: tokenization is a cached whitespace split + WordPiece "
+              "(near free); one forward per request, under a lock.")
+        print("  p50 of the raw one-per-forward row is one forward's time.")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", required=True, help="build directory")
+    parser.add_argument("--model", action="append", required=True,
+                        metavar="DIR:TEXTS[:SECONDS]",
+                        help="model directory (the directory's name is the model's), how "
+                             "many texts the raw loop runs, and the length of its load runs "
+                             "(default --seconds); repeat for more models")
+    parser.add_argument("--callers", default="1,16,64",
+                        help="closed-loop caller counts, comma-separated")
+    parser.add_argument("--seconds", type=float, default=6,
+                        help="length of each load run, where --model gives none")
+    parser.add_argument("--warmup-seconds", type=float, default=1,
+                        help="load before the measured runs of each server")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="forward_bench --rounds (alternations of the raw loops)")
+    parser.add_argument("--storm-model", help="model directory for batching_bench")
+    parser.add_argument("--storm-requests", type=int, default=20,
+                        help="batching_bench --requests (per client)")
+    parser.add_argument("--storm-clients", type=int, default=0,
+                        help="batching_bench --clients (default: its own, 32)")
+    args = parser.parse_args()
+    args.callers = [int(c) for c in args.callers.split(",")]
+
+    bench = Bench(args)
+    for spec in args.model:
+        model_dir, texts, *seconds = spec.split(":")
+        bench.model(model_dir, int(texts), float(seconds[0]) if seconds else args.seconds)
+    if args.storm_model:
+        bench.storm(args.storm_model)
+    bench.print_table()
+
+
+if __name__ == "__main__":
+    main()
