@@ -58,6 +58,15 @@ std::string FormatModel(const v1::ModelStatus& m) {
                                     v1::ModelState_Name(m.state()), m.device(),
                                     m.weight_bytes(), m.num_labels());
   if (!m.last_error().empty()) absl::StrAppend(&out, "\n    error: ", m.last_error());
+  // With replicas: where each copy is and what waits for it.
+  if (m.copies_size() > 1) {
+    for (const v1::ModelCopy& c : m.copies()) {
+      absl::StrAppend(&out, absl::StrFormat("\n    copy on %-8s %-7s %d in use, %d inputs (%d "
+                                            "tokens) queued",
+                                            c.device(), c.replica() ? "replica" : "primary",
+                                            c.in_use(), c.queued_inputs(), c.queued_tokens()));
+    }
+  }
   absl::StrAppend(&out, "\n");
   return out;
 }

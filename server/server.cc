@@ -697,8 +697,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   p.access = std::make_unique<grpcsvc::AccessControl>(access);
   p.inference = std::make_unique<grpcsvc::InferenceService>(
       p.classifier.get(), &reg, p.inference_pool.get(), &p.observer, p.access.get());
+  core::Batcher* const batcher = p.batcher.get();
+  grpcsvc::QueuedWorkFn queued = [batcher](const std::string& model) {
+    return batcher->Queued(model);
+  };
   p.models = std::make_unique<grpcsvc::ModelsService>(&reg, p.admin_pool.get(), &p.observer,
-                                                      p.access.get(), "grpc");
+                                                      p.access.get(), "grpc", queued);
 
   // Reflection is a plugin every builder picks up: taken out unless asked for.
   if (o.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -734,7 +738,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
     admin.open_management = true;
     p.admin_access = std::make_unique<grpcsvc::AccessControl>(admin);
     p.admin_models = std::make_unique<grpcsvc::ModelsService>(
-        &reg, p.admin_pool.get(), &p.observer, p.admin_access.get(), "admin");
+        &reg, p.admin_pool.get(), &p.observer, p.admin_access.get(), "admin", queued);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(o.admin_listen, grpc::InsecureServerCredentials(), &port);

@@ -381,6 +381,20 @@ int64_t Batcher::TokenLimit(const std::string& model) const {
   return it->second->limit;
 }
 
+absl::flat_hash_map<std::string, QueuedWork> Batcher::Queued(const std::string& model) const {
+  absl::flat_hash_map<std::string, QueuedWork> by_device;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, queue] : queues_) {
+    if (queue->name != model) continue;
+    queue->Guarded(mu_);
+    if (queue->items.empty()) continue;
+    QueuedWork& work = by_device[queue->device];
+    work.inputs += static_cast<int64_t>(queue->items.size());
+    work.tokens += queue->queued_tokens;
+  }
+  return by_device;
+}
+
 void Batcher::Run(Executor* executor) {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {

@@ -95,6 +95,12 @@ struct BatcherOptions {
   BatchObserver* observer = nullptr;  // may be null
 };
 
+// Work waiting in a queue: inputs and their tokens.
+struct QueuedWork {
+  int64_t inputs = 0;
+  int64_t tokens = 0;
+};
+
 // Dynamic batching with OOM recovery, one executor thread per execution
 // device.
 //
@@ -151,6 +157,12 @@ class Batcher {
   // The model's batch token limit now (its configured or warm-up-proven
   // limit until the first batch), for tests and the Models API.
   int64_t TokenLimit(const std::string& model) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Inputs queued for `model` and not yet in a forward, by the device of the
+  // copy they wait for (its primary's queue and each replica's); devices
+  // with nothing queued are absent. For the Models API.
+  absl::flat_hash_map<std::string, QueuedWork> Queued(const std::string& model) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Request;

@@ -136,10 +136,11 @@ ModelInfo ModelRegistry::InfoOf(const Entry& entry) const {
   for (const Entry::Replica& r : entry.replicas) replica_holds += r.in_use;
   if (entry.device >= 0 && info.device_bytes > 0) {
     info.copies.push_back({devices_[entry.device]->device->name(), info.device_bytes,
-                           info.in_use - replica_holds, false});
+                           info.in_use - replica_holds, false, info.state});
   }
   for (const Entry::Replica& r : entry.replicas) {
-    info.copies.push_back({devices_[r.device]->device->name(), info.weight_bytes, r.in_use, true});
+    info.copies.push_back(
+        {devices_[r.device]->device->name(), info.weight_bytes, r.in_use, true, ModelState::kReady});
   }
   return info;
 }

@@ -58,6 +58,9 @@ struct ModelCopy {
   int64_t device_bytes = 0;
   int in_use = 0;        // handles held on this copy
   bool replica = false;  // false: the primary copy
+  // The primary's is the model's (PLACING, READY, EVICTING); a replica
+  // exists only while READY.
+  ModelState state = ModelState::kReady;
 };
 
 // A snapshot of one model for the Models API, metrics and logs.

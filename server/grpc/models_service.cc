@@ -6,7 +6,7 @@
 
 namespace bertserve::grpcsvc {
 
-v1::ModelStatus ToModelStatus(const core::ModelInfo& info) {
+v1::ModelStatus ToModelStatus(const core::ModelInfo& info, const QueuedWorkFn& queued) {
   v1::ModelStatus status;
   status.set_name(info.name);
   status.set_state(static_cast<v1::ModelState>(info.state));
@@ -31,12 +31,19 @@ v1::ModelStatus ToModelStatus(const core::ModelInfo& info) {
   status.set_placements_free(info.placed_free);
   status.set_placements_evict(info.placed_evict);
   status.set_placements_wait(info.placed_wait);
+  absl::flat_hash_map<std::string, core::QueuedWork> waiting;
+  if (queued && !info.copies.empty()) waiting = queued(info.name);
   for (const core::ModelCopy& copy : info.copies) {
     v1::ModelCopy* out = status.add_copies();
     out->set_device(copy.device);
     out->set_device_bytes(copy.device_bytes);
     out->set_in_use(copy.in_use);
     out->set_replica(copy.replica);
+    out->set_state(static_cast<v1::ModelState>(copy.state));
+    if (auto it = waiting.find(copy.device); it != waiting.end()) {
+      out->set_queued_inputs(it->second.inputs);
+      out->set_queued_tokens(it->second.tokens);
+    }
   }
   status.set_loads(info.loads);
   status.set_swap_ins(info.swap_ins);
@@ -81,10 +88,11 @@ std::function<std::string(const std::string&)> LabelIfKnown(core::ModelRegistry*
 
 // The registry's answer as the API's.
 core::ModelRegistry::InfoCallback ToStatusAnswer(
-    std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
-  return [respond = std::move(respond)](absl::StatusOr<core::ModelInfo> info) {
+    std::function<void(absl::StatusOr<v1::ModelStatus>)> respond, QueuedWorkFn queued) {
+  return [respond = std::move(respond),
+          queued = std::move(queued)](absl::StatusOr<core::ModelInfo> info) {
     if (!info.ok()) return respond(info.status());
-    respond(ToModelStatus(*info));
+    respond(ToModelStatus(*info, queued));
   };
 }
 
@@ -134,7 +142,7 @@ grpc::ServerUnaryReactor* ModelsService::List(grpc::CallbackServerContext* conte
       [](const v1::ListModelsRequest&) { return std::string(); },
       [this](const v1::ListModelsRequest&, absl::Time) -> absl::StatusOr<v1::ListModelsResponse> {
         v1::ListModelsResponse out;
-        for (const core::ModelInfo& info : registry_->List()) *out.add_models() = ToModelStatus(info);
+        for (const core::ModelInfo& info : registry_->List()) *out.add_models() = ToModelStatus(info, queued_);
         const core::MemorySnapshot memory = registry_->Memory();
         for (size_t i = 0; i < memory.devices.size(); ++i) {
           *out.add_devices() = ToDeviceStatus(memory, i);
@@ -155,7 +163,7 @@ grpc::ServerUnaryReactor* ModelsService::Get(grpc::CallbackServerContext* contex
       [this](const v1::GetModelRequest& r, absl::Time) -> absl::StatusOr<v1::ModelStatus> {
         absl::StatusOr<core::ModelInfo> info = registry_->Get(r.name());
         if (!info.ok()) return info.status();
-        return ToModelStatus(*info);
+        return ToModelStatus(*info, queued_);
       },
       ReadCall<v1::GetModelRequest>(context, access_));
 }
@@ -171,7 +179,7 @@ grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* conte
       [label](const v1::LoadModelRequest& r) { return label(r.name()); },
       [this](const v1::LoadModelRequest& r, absl::Time, absl::Time deadline,
              std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
-        registry_->LoadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond)));
+        registry_->LoadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond), queued_));
       },
       ManagementCall<v1::LoadModelRequest>(context, access_, "Models.Load", listener_));
 }
@@ -185,7 +193,7 @@ grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* con
       [label](const v1::UnloadModelRequest& r) { return label(r.name()); },
       [this](const v1::UnloadModelRequest& r, absl::Time, absl::Time deadline,
              std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
-        registry_->UnloadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond)));
+        registry_->UnloadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond), queued_));
       },
       ManagementCall<v1::UnloadModelRequest>(context, access_, "Models.Unload", listener_));
 }

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "bertserve/v1/models.grpc.pb.h"
+#include "absl/container/flat_hash_map.h"
+#include "server/core/batcher.h"
 #include "server/core/model_registry.h"
 #include "server/core/worker_pool.h"
 #include "server/grpc/access_control.h"
@@ -11,8 +13,13 @@
 
 namespace bertserve::grpcsvc {
 
-// Converts a registry snapshot to the API message.
-v1::ModelStatus ToModelStatus(const core::ModelInfo& info);
+// Work queued for a model, by device (core::Batcher::Queued).
+using QueuedWorkFn =
+    std::function<absl::flat_hash_map<std::string, core::QueuedWork>(const std::string& model)>;
+
+// Converts a registry snapshot to the API message; `queued` (may be empty)
+// fills each copy's queue.
+v1::ModelStatus ToModelStatus(const core::ModelInfo& info, const QueuedWorkFn& queued = nullptr);
 // Device `index` of `memory` (0 for the first).
 v1::DeviceStatus ToDeviceStatus(const core::MemorySnapshot& memory, size_t index);
 
@@ -28,15 +35,17 @@ class ModelsService final
               v1::Models::WithRawCallbackMethod_Unload<v1::Models::Service>>>> {
  public:
   // All pointers must outlive the service. `listener` names the listener in
-  // audit events ("grpc", "admin").
+  // audit events ("grpc", "admin"); `queued` (may be empty) gives each
+  // device copy's queue.
   ModelsService(core::ModelRegistry* registry, core::WorkerPool* pool,
                 const CallObserver* observer, const AccessControl* access,
-                std::string listener)
+                std::string listener, QueuedWorkFn queued = nullptr)
       : registry_(registry),
         pool_(pool),
         observer_(observer),
         access_(access),
-        listener_(std::move(listener)) {}
+        listener_(std::move(listener)),
+        queued_(std::move(queued)) {}
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer* request,
@@ -57,6 +66,7 @@ class ModelsService final
   const CallObserver* const observer_;
   const AccessControl* const access_;
   const std::string listener_;
+  const QueuedWorkFn queued_;
 };
 
 }  // namespace bertserve::grpcsvc

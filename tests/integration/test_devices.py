@@ -113,6 +113,15 @@ class Traffic:
             t.join()
 
 
+def wait_until(condition, what, timeout=CALL_TIMEOUT_S):
+    """Polls `condition` (a call that asks the server) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what} within {timeout:.0f} s")
+        time.sleep(0.01)  # the poll interval; the condition is what is waited for
+
+
 def reference_scores(test, repo, model):
     reference = harness.ReferenceModel(os.path.join(repo, model))
     expected = {}
@@ -299,6 +308,18 @@ class ReplicaTest(harness.ServerTestCase):
         placed = time.monotonic()
         with traffic.lock:
             before = traffic.answers["hot"]
+        # Models.Get shows each copy's own queue: both fill under this load.
+        queued = {}
+
+        def both_copies_queued():
+            status = self.server.models.Get(models_pb2.GetModelRequest(name="hot"))
+            for c in status.copies:
+                self.assertEqual(c.state, models_pb2.READY)
+                queued[c.device] = max(queued.get(c.device, 0), c.queued_inputs)
+                if c.queued_inputs:
+                    self.assertGreaterEqual(c.queued_tokens, c.queued_inputs)
+            return queued.get("sim:0", 0) > 0 and queued.get("sim:1", 0) > 0
+        wait_until(both_copies_queued, "inputs queued for both copies of hot")
         # The same clients for as long again (at least 3 s) with both copies.
         window = max(3.0, placed - start)
         traffic.stop.wait(window)  # a measurement window, not a wait for a condition
