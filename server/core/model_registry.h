@@ -189,7 +189,15 @@ struct RegistryOptions {
 // Ties go to the lower device index. The choice is made on the placement
 // worker, so it sees every earlier placement's outcome; one worker for all
 // devices keeps the budgets consistent without a lock per device, at the
-// price of swap-ins on two devices never overlapping. Reading a model from disk into host memory (LOADING)
+// price of swap-ins on two devices never overlapping, and of a placement that
+// waits for turns on one device (at most hold_wait) holding back those of
+// the others. A worker per device needs more than a queue each: several
+// steps here check a model's state under mu_ and change it after letting go
+// (EnforceHostBudget's victim, DoPlace's HOST -> PLACING), safe only while
+// one thread places; they must become one step under the lock first, and
+// ChooseDevice must count placements chosen but not yet admitted.
+//
+// Reading a model from disk into host memory (LOADING)
 // touches no device memory and may block for as long as its storage does, so
 // each read runs on a thread of its own: a stuck read holds that thread and
 // that model, never the placement worker or another model.
