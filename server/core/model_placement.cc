@@ -250,7 +250,13 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
       return room;
     }
   }
-  Transition(name, ModelState::kPlacing);
+  // Checked again in the same step as the change: the model must still be
+  // in host memory (nothing else drops it while this worker places, but the
+  // state machine should not rest on that).
+  if (!TransitionFrom(name, ModelState::kHost, ModelState::kPlacing)) {
+    return absl::AbortedError(
+        absl::StrCat("model \"", name, "\" left host memory before its placement"));
+  }
   if (budgeted) {
     DeviceSlot& slot = *devices_[choice.device];
     {
@@ -807,6 +813,9 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
 void ModelRegistry::EnforceHostBudget() {
   while (true) {
     std::string victim;
+    int64_t bytes = 0;
+    ModelInfo snapshot;
+    std::vector<StateListener> listeners;
     {
       absl::MutexLock lock(&mu_);
       int64_t total = 0;
@@ -820,15 +829,16 @@ void ModelRegistry::EnforceHostBudget() {
         }
       }
       if (total <= options_.host_budget || victim.empty()) return;
+      // The host copy is dropped, in the same step as the choice; the model
+      // reloads from disk on its next use.
+      Entry& entry = models_[victim];
+      bytes = entry.info.host_bytes;
+      entry.info.unloads++;
+      SetState(entry, ModelState::kUnloaded);
+      snapshot = InfoOf(entry);
+      listeners = state_listeners_;
     }
-    // The host copy is dropped; the model reloads from disk on its next use.
-    int64_t bytes = 0;
-    {
-      absl::MutexLock lock(&mu_);
-      bytes = models_[victim].info.host_bytes;
-      models_[victim].info.unloads++;
-    }
-    Transition(victim, ModelState::kUnloaded);
+    for (const StateListener& listener : listeners) listener(snapshot);
     Notify({victim, PlacementKind::kUnload, true, 0, bytes, ""});
   }
 }

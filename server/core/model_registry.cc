@@ -640,6 +640,21 @@ void ModelRegistry::ClaimForEviction(const std::string& name) {
   SetState(models_[name], ModelState::kEvicting);
 }
 
+bool ModelRegistry::TransitionFrom(const std::string& name, ModelState from, ModelState to) {
+  ModelInfo snapshot;
+  std::vector<StateListener> listeners;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    if (entry.info.state != from) return false;
+    SetState(entry, to);
+    snapshot = InfoOf(entry);
+    listeners = state_listeners_;
+  }
+  for (const StateListener& listener : listeners) listener(snapshot);
+  return true;
+}
+
 void ModelRegistry::Transition(const std::string& name, ModelState to, const std::string& error) {
   ModelInfo snapshot;
   std::vector<StateListener> listeners;

@@ -191,11 +191,12 @@ struct RegistryOptions {
 // devices keeps the budgets consistent without a lock per device, at the
 // price of swap-ins on two devices never overlapping, and of a placement that
 // waits for turns on one device (at most hold_wait) holding back those of
-// the others. A worker per device needs more than a queue each: several
-// steps here check a model's state under mu_ and change it after letting go
-// (EnforceHostBudget's victim, DoPlace's HOST -> PLACING), safe only while
-// one thread places; they must become one step under the lock first, and
-// ChooseDevice must count placements chosen but not yet admitted.
+// the others. A worker per device needs more than a queue each: ChooseDevice
+// must count placements chosen but not yet admitted; unloads, lost devices
+// and replicas (which span devices) must wait for the placements they touch;
+// and every state change must check the state it starts from in the same
+// step under the lock, as EnforceHostBudget's and DoPlace's HOST -> PLACING
+// (TransitionFrom) do.
 //
 // Reading a model from disk into host memory (LOADING)
 // touches no device memory and may block for as long as its storage does, so
@@ -436,6 +437,10 @@ class ModelRegistry {
   // Every state change goes through SetState, so no edge bypasses
   // IsLegalTransition; Transition also tells the listeners.
   void Transition(const std::string& name, ModelState to, const std::string& error = "")
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Transition only if the model is in state `from` now, checked and changed
+  // in one step under the lock; false (and nothing changes) otherwise.
+  bool TransitionFrom(const std::string& name, ModelState from, ModelState to)
       ABSL_LOCKS_EXCLUDED(mu_);
   void SetState(Entry& entry, ModelState to, const std::string& error = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
