@@ -115,7 +115,7 @@ build_tsan_abseil() {
   echo "$version" >"$absl_lib/.version"
 }
 
-tsan_tests=(model_registry_test model_placement_test placement_queue_test batcher_test
+tsan_tests=(model_registry_test model_placement_test multi_device_test placement_queue_test batcher_test
   batcher_observer_test classifier_test)
 
 step_tsan() {

@@ -181,8 +181,14 @@ absl::Status ModelRegistry::DoLoadToHost(const std::string& name) {
   return absl::OkStatus();
 }
 
-absl::Status ModelRegistry::DoPlace(const std::string& name) {
+absl::Status ModelRegistry::DoPlace(const std::string& name, int lane) {
   const absl::Time start = absl::Now();
+  // A lane's placement is pending until it ends, whichever way.
+  absl::Cleanup settled = [this, name, lane] {
+    if (lane < 0) return;
+    absl::MutexLock lock(&mu_);
+    models_[name].pending_device = -1;
+  };
   absl::StatusOr<ModelInfo> before = Snapshot(name);
   if (!before.ok()) return before.status();
   if (before->state == ModelState::kReady) {
@@ -237,7 +243,15 @@ absl::Status ModelRegistry::DoPlace(const std::string& name) {
     absl::StatusOr<Choice> chosen;
     {
       absl::MutexLock lock(&mu_);
-      chosen = ChooseDevice(name, weights, reserve);
+      if (lane < 0) {
+        chosen = ChooseDevice(name, weights, reserve);
+      } else if (lost_[lane]) {
+        // Lost since it was chosen: choose again (PlaceAsync retries).
+        return absl::AbortedError(
+            absl::StrCat("device ", devices_[lane]->device->name(), " was lost"));
+      } else {
+        chosen = Choice{lane, static_cast<Fit>(models_[name].pending_fit)};
+      }
     }
     absl::Status room = chosen.status();
     if (chosen.ok()) {
@@ -363,7 +377,13 @@ absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::str
   for (int d : candidates) {
     if (lost_[d] || (replica && has_copy(d))) continue;
     any_alive = true;
-    const DeviceBudget& budget = budgets_[d];
+    // Placements already chosen for d and not yet admitted count as there.
+    DeviceBudget budget = budgets_[d];
+    for (const auto& [other, entry] : models_) {
+      if (other != name && entry.pending_device == d && entry.device != d) {
+        budget.Admit(other, entry.info.weight_bytes, entry.info.activation_reserve);
+      }
+    }
     if (alone > budget.budget()) continue;
     const int64_t free = PhysicallyFree(d);
     // Fits with the models of `trial` resident, given what leaving them frees.
@@ -822,7 +842,7 @@ void ModelRegistry::EnforceHostBudget() {
       absl::Time oldest = absl::InfiniteFuture();
       for (auto& [name, entry] : models_) {
         total += entry.info.host_bytes;
-        if (entry.info.state != ModelState::kHost) continue;
+        if (entry.info.state != ModelState::kHost || entry.pending_device >= 0) continue;
         if (victim.empty() || entry.info.last_used < oldest) {
           oldest = entry.info.last_used;
           victim = name;

@@ -72,6 +72,11 @@ ModelRegistry::ModelRegistry(ModelRepository repository, ModelLoader* loader,
     budgets_.emplace_back(d.device->has_budget() ? d.vram_budget : 0);
     lost_.push_back(false);
   }
+  if (devices_.size() > 1 && devices_[0]->device->has_budget()) {
+    for (size_t i = 0; i < devices_.size(); ++i) {
+      lanes_.push_back(std::make_unique<PlacementQueue>());
+    }
+  }
 }
 
 ModelRegistry::~ModelRegistry() = default;
@@ -193,6 +198,7 @@ MemorySnapshot ModelRegistry::Memory() const {
   MemorySnapshot snapshot;
   snapshot.host_budget = options_.host_budget;
   snapshot.placement_queue_depth = placements_.depth();
+  for (const auto& lane : lanes_) snapshot.placement_queue_depth += lane->depth();
   for (const auto& slot : devices_) {
     DeviceSnapshot d;
     d.device = slot->device->name();
@@ -244,7 +250,7 @@ void ModelRegistry::Release(const std::string& name, int replica) {
 }
 
 absl::Status ModelRegistry::EvictIdle(const std::string& keep, absl::Time deadline) {
-  auto job = placements_.Submit(
+  auto job = SubmitGlobal(
       absl::StrCat("evict-idle/", keep),
       [this, keep]() -> absl::Status {
         // Idle replicas go first and for good (never offloaded).
@@ -289,10 +295,47 @@ absl::Status ModelRegistry::EvictIdle(const std::string& keep, absl::Time deadli
   return job->WaitUntil(deadline);
 }
 
+std::shared_ptr<const PlacementQueue::Job> ModelRegistry::SubmitGlobal(
+    const std::string& key, std::function<absl::Status()> work, bool urgent) {
+  return placements_.Submit(
+      key,
+      [this, work = std::move(work)] {
+        absl::WriterMutexLock exclusive(&lanes_mu_);
+        return work();
+      },
+      urgent);
+}
+
 std::shared_ptr<const PlacementQueue::Job> ModelRegistry::SubmitPlace(const std::string& name,
                                                                       bool urgent) {
-  return placements_.Submit(
-      absl::StrCat("place/", name), [this, name] { return DoPlace(name); }, urgent);
+  const std::string key = absl::StrCat("place/", name);
+  int lane = -1;
+  if (!lanes_.empty()) {
+    // The device is chosen now, and the placement queued on its lane; a
+    // placement already chosen (queued or running) is joined there.
+    absl::MutexLock lock(&mu_);
+    Entry& entry = models_[name];
+    if (entry.pending_device >= 0) {
+      lane = entry.pending_device;
+    } else if (entry.budgeted && entry.info.state == ModelState::kHost) {
+      absl::StatusOr<Choice> chosen =
+          ChooseDevice(name, entry.info.weight_bytes, entry.info.activation_reserve);
+      // A refusal is made (and reported) by the global worker, as before.
+      if (chosen.ok()) {
+        lane = chosen->device;
+        entry.pending_device = lane;
+        entry.pending_fit = static_cast<int>(chosen->fit);
+      }
+    }
+  }
+  if (lane < 0) return SubmitGlobal(key, [this, name] { return DoPlace(name); }, urgent);
+  return lanes_[lane]->Submit(
+      key,
+      [this, name, lane] {
+        absl::ReaderMutexLock shared(&lanes_mu_);
+        return DoPlace(name, lane);
+      },
+      urgent);
 }
 
 absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
@@ -483,8 +526,7 @@ void ModelRegistry::RequestReplica(const std::string& name) {
               [this, name, finish]() -> absl::Status {
                 absl::StatusOr<std::shared_ptr<LoadedModel>> built = Build(name);
                 if (!built.ok()) return built.status();
-                placements_
-                    .Submit(absl::StrCat("replica/", name),
+                SubmitGlobal(absl::StrCat("replica/", name),
                             [this, name, loaded = *std::move(built)]() mutable {
                               return DoPlaceReplica(name, std::move(loaded));
                             },
@@ -500,6 +542,7 @@ void ModelRegistry::RequestReplica(const std::string& name) {
 void ModelRegistry::Shutdown() {
   shutting_down_.store(true);
   placements_.Stop();
+  for (const auto& lane : lanes_) lane->Stop();
 }
 
 void ModelRegistry::PlaceAsync(const std::string& name, bool urgent, int attempts,
@@ -577,7 +620,7 @@ void ModelRegistry::UnloadAttempt(
     std::shared_ptr<Pending<absl::StatusOr<ModelInfo>>> pending) {
   if (pending->done()) return;
   auto unload = [this, name, attempts, pending] {
-    placements_.Submit(absl::StrCat("unload/", name), [this, name] { return DoUnload(name); })
+    SubmitGlobal(absl::StrCat("unload/", name), [this, name] { return DoUnload(name); })
         ->OnDone([this, name, attempts, pending](absl::Status s) {
           // Aborted: a read of it started meanwhile; unload once that ends.
           if (absl::IsAborted(s) && attempts > 1) return UnloadAttempt(name, attempts - 1, pending);
@@ -683,7 +726,7 @@ void ModelRegistry::DeviceLost(const std::string& device, const absl::Status& er
   }
   // Not waited for: the caller is an executor, and the placement worker may
   // be waiting for requests that executor holds.
-  placements_.Submit(
+  SubmitGlobal(
       absl::StrCat("device-lost/", device),
       [this, index, device, error]() -> absl::Status {
         std::vector<std::pair<std::string, int64_t>> dropped;

@@ -164,8 +164,8 @@ struct RegistryOptions {
 
 // Owns every model of a repository, its state machine, the VRAM budget of
 // each execution device and the host tier. Every swap-in, eviction, unload
-// and move to a device runs on one PlacementQueue worker, one at a time, for
-// all devices together; jobs a request waits on go first.
+// and move to a device runs on a placement worker (see Placement workers
+// below); jobs a request waits on go first.
 //
 // Several devices (--device cuda:0,cuda:1 or sim:0,sim:1): each has its own
 // budget and its own executor (one forward at a time, see Batcher); a model
@@ -186,22 +186,29 @@ struct RegistryOptions {
 //      one with the fewest such bytes, so its waiters wait least.
 //   5. It fits on no candidate even with every other model gone:
 //      ResourceExhausted before any byte moves, naming each device's budget.
-// Ties go to the lower device index. The choice is made on the placement
-// worker, so it sees every earlier placement's outcome; one worker for all
-// devices keeps the budgets consistent without a lock per device, at the
-// price of swap-ins on two devices never overlapping, and of a placement that
-// waits for turns on one device (at most hold_wait) holding back those of
-// the others. A worker per device needs more than a queue each: ChooseDevice
-// must count placements chosen but not yet admitted; unloads, lost devices
-// and replicas (which span devices) must wait for the placements they touch;
-// and every state change must check the state it starts from in the same
-// step under the lock, as EnforceHostBudget's and DoPlace's HOST -> PLACING
-// (TransitionFrom) do.
+// Ties go to the lower device index.
+//
+// Placement workers. With one device, every swap-in, eviction, unload and
+// move runs on one worker, one at a time. With several, each device also has
+// a lane: a placement's device is chosen when it is queued (under the lock,
+// counting placements chosen earlier and not yet admitted as already there),
+// and the placement (making room, the copy, warm-up) runs on that device's
+// lane, so swap-ins on two devices overlap, and a placement waiting for
+// turns on one device holds back none on another. Jobs that may touch any
+// device (unloads, a lost device, replicas, eviction for an OOM, and a
+// placement the policy refuses, whose refusal is made and reported there)
+// run on the global worker, alone: it waits for the lanes' running jobs and
+// they for it (a reader/writer lock), so they never see a device mid-change.
+// Within a lane, everything that lane does to its device is serial, so
+// MakeRoom's view of its device stays true while it acts; each state change
+// checks the state it starts from in the same step under the lock
+// (TransitionFrom), and a model whose placement is pending is never dropped
+// from the host tier.
 //
 // Reading a model from disk into host memory (LOADING)
 // touches no device memory and may block for as long as its storage does, so
 // each read runs on a thread of its own: a stuck read holds that thread and
-// that model, never the placement worker or another model.
+// that model, never a placement worker or another model.
 // Requests for a model that is not READY trigger its placement and wait for
 // it within their deadline, without a thread blocked per waiter (the *Async
 // calls); the blocking calls wrap them. Thread-safe.
@@ -339,6 +346,11 @@ class ModelRegistry {
     // Index of the device its weights are admitted to (from the start of a
     // placement until eviction or unload); -1: none.
     int device = -1;
+    // With several devices: the device chosen for a placement queued on that
+    // device's lane and not yet finished (-1: none), and why (a Fit). Other
+    // choices count it as resident there; the host budget never drops it.
+    int pending_device = -1;
+    int pending_fit = 0;
     // Device copies besides the primary (config max_replicas); only while
     // the primary is READY.
     struct Replica {
@@ -398,7 +410,14 @@ class ModelRegistry {
   void Release(const std::string& name, int replica) ABSL_LOCKS_EXCLUDED(mu_);
   // READY and giving out handles (not unloading, turn not ending).
   bool Servable(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
-  std::shared_ptr<const PlacementQueue::Job> SubmitPlace(const std::string& name, bool urgent);
+  std::shared_ptr<const PlacementQueue::Job> SubmitPlace(const std::string& name, bool urgent)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A job that may touch any device (unload, lost device, replica, evicting
+  // for an OOM, a placement whose device is not chosen yet): it runs alone,
+  // once no lane job runs.
+  std::shared_ptr<const PlacementQueue::Job> SubmitGlobal(const std::string& key,
+                                                          std::function<absl::Status()> work,
+                                                          bool urgent = false);
   // Reads the model from disk if it is not in host memory, then places it;
   // `done` gets the outcome. A model dropped from the host tier between the
   // two is read again, up to `attempts` times.
@@ -417,8 +436,10 @@ class ModelRegistry {
   void AcquireAttempt(const std::string& name, std::shared_ptr<PendingHandle> pending)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Placement work (model_placement.cc); run only on the placement worker.
-  absl::Status DoPlace(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // Placement work (model_placement.cc); run only on the placement workers.
+  // `lane`: the device a lane job places it on (its pending_device), or -1
+  // on the global worker, which chooses.
+  absl::Status DoPlace(const std::string& name, int lane = -1) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status DoLoadToHost(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   // Reads take turns, so host memory holds one model being read at a time,
   // as when reads ran on the placement worker; a read running longer than
@@ -483,8 +504,14 @@ class ModelRegistry {
   // callbacks may cancel timers), then the timer. Last declared, so nothing
   // runs on a dying registry.
   std::atomic<bool> shutting_down_{false};
+  // Held shared by a lane job while it runs, exclusively by a global one.
+  absl::Mutex lanes_mu_;
   DeadlineTimer timer_;
-  PlacementQueue placements_;
+  // With several budgeted devices, one placement lane per device: placements
+  // whose device is chosen run there, in parallel with other devices' (see
+  // the class comment). Empty with one device: everything is global.
+  std::vector<std::unique_ptr<PlacementQueue>> lanes_;
+  PlacementQueue placements_;  // the global worker
   BlockingJobs reads_;
 };
 

@@ -31,14 +31,14 @@ class MultiDeviceTest : public ::testing::Test {
   MultiDeviceTest()
       : d0_(kBudget, true, "fake:0"), d1_(kBudget, true, "fake:1"), loader_({&d0_, &d1_}) {}
 
-  void Make(int64_t budget1 = kBudget) {
+  void Make(int64_t budget1 = kBudget, absl::Duration hold_wait = absl::Milliseconds(200)) {
     absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo_.root());
     ASSERT_TRUE(r.ok());
     loader_.SetActivationBytesPerToken(1);
     RegistryOptions options;
     options.devices = {{&d0_, kBudget}, {&d1_, budget1}};
     options.host_budget = 1 << 30;
-    options.hold_wait = absl::Milliseconds(200);
+    options.hold_wait = hold_wait;
     auto registry = ModelRegistry::Create(*r, &loader_, options);
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = *std::move(registry);
@@ -232,6 +232,43 @@ TEST_F(MultiDeviceTest, PinnedModelWaitsForItsFullDeviceNeverLandsElsewhere) {
   ASSERT_TRUE(registry_->Load("pinned").ok());
   EXPECT_EQ(DeviceOf("pinned"), "fake:0");
   EXPECT_EQ(d1_.allocated(), 0);
+}
+
+TEST_F(MultiDeviceTest, APlacementWaitingForTurnsOnOneDeviceHoldsBackNoneOnAnother) {
+  AddModel("h1", 300, "devices: [0]");
+  AddModel("h2", 300, "devices: [0]");
+  AddModel("waits", 300, "devices: [0]");
+  AddModel("other", 300, "devices: [1]");
+  // Long enough that a placement queued behind the waiting one would show.
+  Make(kBudget, absl::Seconds(60));
+  absl::StatusOr<ModelHandle> h1 = registry_->Acquire("h1");
+  absl::StatusOr<ModelHandle> h2 = registry_->Acquire("h2");
+  ASSERT_TRUE(h1.ok() && h2.ok());
+  // fake:0 is full of models that requests hold: "waits" waits for their
+  // turn to end.
+  absl::Notification placed;
+  absl::Status waited;
+  registry_->LoadAsync("waits", absl::InfiniteFuture(), [&](absl::StatusOr<ModelInfo> info) {
+    waited = info.status();
+    placed.Notify();
+  });
+  // It is waiting once h1 takes no new requests (its turn is ending).
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (registry_->TryAcquire("h1").ok()) {
+    ASSERT_LT(absl::Now(), give_up) << "the placement of \"waits\" never started waiting";
+    absl::SleepFor(absl::Milliseconds(1));  // a poll interval, not a wait for a condition
+  }
+  // A placement on fake:1 meanwhile runs on that device's lane, not behind it.
+  absl::StatusOr<ModelInfo> other = registry_->Load("other");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(DeviceOf("other"), "fake:1");
+  EXPECT_FALSE(placed.HasBeenNotified()) << waited;
+  // The waiting one gets its turn once the requests let go.
+  h1->reset();
+  h2->reset();
+  ASSERT_TRUE(placed.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_TRUE(waited.ok()) << waited;
+  EXPECT_EQ(DeviceOf("waits"), "fake:0");
 }
 
 TEST_F(MultiDeviceTest, LostDeviceMovesItsModelsToTheOtherOne) {
