@@ -236,6 +236,15 @@ absl::Status ModelRegistry::DoPlace(const std::string& name, int lane) {
     Transition(name, ModelState::kHost);
     Notify(event(false, SecondsSince(start), status.message()));
     EnforceHostBudget();
+    // The device was lost under it: placed again elsewhere (PlaceAsync
+    // retries an abort), not failed.
+    if (budgeted) {
+      absl::MutexLock lock(&mu_);
+      if (lost_[choice.device]) {
+        return absl::AbortedError(absl::StrCat("device ", devices_[choice.device]->device->name(),
+                                               " was lost: ", status.message()));
+      }
+    }
     return status;
   };
 
