@@ -701,6 +701,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   grpcsvc::QueuedWorkFn queued = [batcher](const std::string& model) {
     return batcher->Queued(model);
   };
+  // Requests for a model with replicas go to the copy with the fewest
+  // queued tokens.
+  reg.SetQueueProbe([batcher](const std::string& model) {
+    absl::flat_hash_map<std::string, int64_t> tokens;
+    for (const auto& [device, work] : batcher->Queued(model)) tokens[device] = work.tokens;
+    return tokens;
+  });
   p.models = std::make_unique<grpcsvc::ModelsService>(&reg, p.admin_pool.get(), &p.observer,
                                                       p.access.get(), "grpc", queued);
 

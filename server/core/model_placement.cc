@@ -543,6 +543,7 @@ absl::Status ModelRegistry::DoPlaceReplica(const std::string& name,
       built->replica = replica.id;
       replica.loaded = built;
       entry.replicas.push_back(std::move(replica));
+      replicas_placed_.fetch_add(1);
     }
   }
   Notify(event);

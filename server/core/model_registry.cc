@@ -155,6 +155,7 @@ PlacementEvent ModelRegistry::DropReplica(Entry& entry, size_t index,
   const Entry::Replica replica = entry.replicas[index];
   if (freed != nullptr) freed->push_back(replica.loaded);
   entry.replicas.erase(entry.replicas.begin() + static_cast<std::ptrdiff_t>(index));
+  replicas_placed_.fetch_sub(1);
   budgets_[replica.device].Release(entry.info.name);
   PlacementEvent event(entry.info.name, PlacementKind::kEvict, true, 0, entry.info.weight_bytes,
                        "", devices_[replica.device]->device->name(), "replica");
@@ -338,8 +339,25 @@ std::shared_ptr<const PlacementQueue::Job> ModelRegistry::SubmitPlace(const std:
       urgent);
 }
 
+void ModelRegistry::SetQueueProbe(QueueProbe probe) {
+  absl::MutexLock lock(&mu_);
+  queue_probe_ = std::make_shared<const QueueProbe>(std::move(probe));
+}
+
 absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  // With replicas about, each copy's queued tokens, asked outside the lock
+  // (the Batcher has its own).
+  absl::flat_hash_map<std::string, int64_t> queued;
+  if (replicas_placed_.load() > 0) {
+    std::shared_ptr<const QueueProbe> probe;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = models_.find(name);
+      if (it != models_.end() && !it->second.replicas.empty()) probe = queue_probe_;
+    }
+    if (probe != nullptr && *probe) queued = (*probe)(name);
+  }
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) {
@@ -349,16 +367,23 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
   const bool on_lost_device = entry.device >= 0 && lost_[entry.device];
   if (entry.info.state == ModelState::kReady && !entry.unloading && !entry.closing &&
       !on_lost_device) {
-    // The copy the fewest requests hold (the primary on a tie): requests
-    // queued or running on a copy are its queue.
+    // The copy with the fewest tokens queued for it, then the fewest
+    // requests holding it (queued, being tokenized or running), then the
+    // primary.
     int replica_holds = 0;
     for (const Entry::Replica& r : entry.replicas) replica_holds += r.in_use;
     std::shared_ptr<LoadedModel> loaded = entry.loaded;
-    int fewest = entry.info.in_use - replica_holds;
+    auto load_of = [&](int device, int holds) {
+      if (device < 0 || queued.empty()) return std::make_pair(int64_t{0}, holds);
+      auto q = queued.find(devices_[device]->device->name());
+      return std::make_pair(q == queued.end() ? int64_t{0} : q->second, holds);
+    };
+    std::pair<int64_t, int> least = load_of(entry.device, entry.info.in_use - replica_holds);
     Entry::Replica* chosen = nullptr;
     for (Entry::Replica& r : entry.replicas) {
-      if (!lost_[r.device] && r.in_use < fewest) {
-        fewest = r.in_use;
+      if (lost_[r.device]) continue;
+      if (const auto load = load_of(r.device, r.in_use); load < least) {
+        least = load;
         chosen = &r;
       }
     }

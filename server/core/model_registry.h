@@ -323,6 +323,14 @@ class ModelRegistry {
   // from its device when room is needed, a primary with replicas is evicted
   // only after them, and an unload or a lost device drops them.
   void RequestReplica(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // Tokens queued for a forward on each device copy of `model`, by device
+  // name (the Batcher's queues). With it, a request for a model with
+  // replicas goes to the copy with the fewest queued tokens (then the fewest
+  // requests in flight, then the primary); without it, to the copy the
+  // fewest requests hold. Set once, before requests arrive.
+  using QueueProbe =
+      std::function<absl::flat_hash_map<std::string, int64_t>(const std::string& model)>;
+  void SetQueueProbe(QueueProbe probe) ABSL_LOCKS_EXCLUDED(mu_);
   int device_count() const { return static_cast<int>(devices_.size()); }
 
  private:
@@ -497,6 +505,9 @@ class ModelRegistry {
   absl::flat_hash_map<std::string, absl::Time> reads_started_ ABSL_GUARDED_BY(mu_);
   int64_t read_releases_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<StateListener> state_listeners_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const QueueProbe> queue_probe_ ABSL_GUARDED_BY(mu_);
+  // Replicas on devices now, all models: requests look at queues only then.
+  std::atomic<int> replicas_placed_{0};
   std::vector<PlacementListener> placement_listeners_ ABSL_GUARDED_BY(mu_);
 
   // Destroyed in reverse order: reads first (their callbacks may submit

@@ -375,6 +375,21 @@ TEST_F(MultiDeviceTest, ReplicaOnTheOtherDeviceSharesTheLoadAndGoesFirstWhenRoom
   first->reset();
   second->reset();
 
+  // With the queues known, the copy with the fewest queued tokens wins,
+  // even over a copy fewer requests hold.
+  registry_->SetQueueProbe([](const std::string& model) {
+    EXPECT_EQ(model, "hot");
+    return absl::flat_hash_map<std::string, int64_t>{{"fake:0", 100}, {"fake:1", 10}};
+  });
+  absl::StatusOr<ModelHandle> third = registry_->Acquire("hot");
+  absl::StatusOr<ModelHandle> fourth = registry_->Acquire("hot");
+  ASSERT_TRUE(third.ok() && fourth.ok());
+  EXPECT_EQ((*third)->model->device(), "fake:1");
+  EXPECT_EQ((*fourth)->model->device(), "fake:1");
+  third->reset();
+  fourth->reset();
+  registry_->SetQueueProbe(nullptr);
+
   // Room on fake:1 for a bigger model: the idle replica goes, nothing else.
   ASSERT_TRUE(registry_->Load("other").ok());  // fake:1 beside the replica
   ASSERT_EQ(DeviceOf("other"), "fake:1");
