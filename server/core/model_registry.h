@@ -318,7 +318,8 @@ class ModelRegistry {
   // evicting only idle models, never one in use. Runs in the background
   // (the read on a read thread, the move on the placement worker); asking
   // again while one is under way, or within a few seconds of the last try,
-  // does nothing. Requests then go to the copy the fewest requests hold.
+  // does nothing. Requests then go to the copy with the fewest queued
+  // tokens (SetQueueProbe).
   // Replicas are never offloaded: an idle one is the first model evicted
   // from its device when room is needed, a primary with replicas is evicted
   // only after them, and an unload or a lost device drops them.
