@@ -80,6 +80,30 @@ echo "== placement benchmark (GPU)"
 
 echo "== batching benchmark (GPU)"
 "$build/bench/batching_bench" --device cuda:0 --model "${BENCH_MODEL:-$big/plain}"
+
+echo "== several devices (--device cuda:all, $(nvidia-smi -L | wc -l) GPU(s))"
+# Every GPU as one server's devices, each with a small budget (2 GiB) so that
+# the four bert-base-sized models contend: the policy places them, each must
+# answer.
+devices_log=$build/gpu-devices.log
+"$build/server/bertserve" --model-repository "$big" --device cuda:all --vram-budget 2GiB \
+  --listen 127.0.0.1:50071 --metrics-listen 127.0.0.1:9471 --load none >"$devices_log" 2>&1 &
+server_pid=$!
+cli=("$build/client/bertserve-cli" --server 127.0.0.1:50071 --timeout 120)
+for _ in $(seq 1 120); do
+  if "${cli[@]}" health 2>/dev/null | grep -q "^readiness *SERVING"; then break; fi
+  sleep 1
+done
+for name in tt-tuple single-logit plain nott-dict; do
+  if ! "${cli[@]}" classify -m "$name" "a short text on every device" >/dev/null; then
+    echo "gpu-check: $name did not answer on cuda:all (see $devices_log)"
+    tests_ok=0
+  fi
+done
+"${cli[@]}" models list || tests_ok=0
+kill "$server_pid"
+wait "$server_pid" || true
+
 if ((tests_ok)); then
   echo "== gpu-check: done, GPU tests passed"
 else
