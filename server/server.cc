@@ -862,6 +862,7 @@ int Server::Drain(int signal_number) {
   p.health.Shutdown();
   p.metrics->SetReady(false);
   p.inference->StartDraining();
+  p.v2->StartDraining();
   if (p.admin_server != nullptr) p.admin_server->Shutdown(absl::ToChronoTime(deadline));
   p.grpc_server->Shutdown(absl::ToChronoTime(deadline));
   p.batcher->Stop();

@@ -1,11 +1,13 @@
 #include "server/grpc/v2_service.h"
 
 #include <initializer_list>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/core/model_state.h"
 #include "server/grpc/management_call.h"
+#include "server/grpc/ordered_stream.h"
 #include "server/grpc/v2_tensors.h"
 
 namespace bertserve::grpcsvc {
@@ -225,6 +227,22 @@ grpc::ServerUnaryReactor* V2InferenceService::ModelConfig(grpc::CallbackServerCo
       });
 }
 
+void V2InferenceService::Infer(
+    const inference::ModelInferRequest& request, absl::Time received, absl::Time deadline,
+    std::function<void(absl::StatusOr<inference::ModelInferResponse>)> respond) const {
+  absl::StatusOr<v2::DecodedRequest> decoded = v2::DecodeInferRequest(request);
+  if (!decoded.ok()) return respond(decoded.status());
+  absl::StatusOr<v2::OutputPlan> plan = v2::PlanOutputs(request);
+  if (!plan.ok()) return respond(plan.status());
+  classifier_->ClassifyRowsAsync(
+      decoded->request, std::move(decoded->tokens), received, deadline,
+      [model = request.model_name(), id = request.id(), outputs = *std::move(plan),
+       top_k = decoded->request.top_k(), respond](absl::StatusOr<core::ClassifiedRows> rows) {
+        if (!rows.ok()) return respond(rows.status());
+        respond(v2::EncodeInferResponse(model, id, outputs, top_k, *rows));
+      });
+}
+
 grpc::ServerUnaryReactor* V2InferenceService::ModelInfer(grpc::CallbackServerContext* context,
                                                          const grpc::ByteBuffer* request,
                                                          grpc::ByteBuffer* response) {
@@ -236,20 +254,60 @@ grpc::ServerUnaryReactor* V2InferenceService::ModelInfer(grpc::CallbackServerCon
       [this](const inference::ModelInferRequest& r) { return ModelLabel(r.model_name()); },
       [this](const inference::ModelInferRequest& r, absl::Time received, absl::Time deadline,
              std::function<void(absl::StatusOr<inference::ModelInferResponse>)> respond) {
-        absl::StatusOr<v2::DecodedRequest> decoded = v2::DecodeInferRequest(r);
-        if (!decoded.ok()) return respond(decoded.status());
-        absl::StatusOr<v2::OutputPlan> plan = v2::PlanOutputs(r);
-        if (!plan.ok()) return respond(plan.status());
-        classifier_->ClassifyRowsAsync(
-            decoded->request, std::move(decoded->tokens), received, deadline,
-            [model = r.model_name(), id = r.id(), outputs = *std::move(plan),
-             top_k = decoded->request.top_k(),
-             respond](absl::StatusOr<core::ClassifiedRows> rows) {
-              if (!rows.ok()) return respond(rows.status());
-              respond(v2::EncodeInferResponse(model, id, outputs, top_k, *rows));
-            });
+        Infer(r, received, deadline, std::move(respond));
       },
       std::move(options));
+}
+
+// Triton's stream answers carry a message, not a code: an error answers
+// with error_message and, so that clients can match it, the model and id.
+void V2InferenceService::StreamMessage(const grpc::ByteBuffer& bytes, absl::Time received,
+                                       absl::Time deadline,
+                                       std::function<void(grpc::ByteBuffer)> answer) const {
+  auto request = std::make_shared<inference::ModelInferRequest>();
+  auto complete = [this, received, request,
+                   answer](const std::string& model,
+                           absl::StatusOr<inference::ModelInferResponse> response) {
+    inference::ModelStreamInferResponse out;
+    const absl::Status status = response.status();
+    if (response.ok()) {
+      *out.mutable_infer_response() = *std::move(response);
+    } else {
+      out.set_error_message(std::string(status.message()));
+      out.mutable_infer_response()->set_model_name(request->model_name());
+      out.mutable_infer_response()->set_id(request->id());
+    }
+    if (observer_ != nullptr && *observer_) {
+      (*observer_)(model, "v2.ModelStreamInfer", ToGrpcStatus(status),
+                   absl::ToDoubleSeconds(absl::Now() - received), request->id());
+    }
+    grpc::ByteBuffer serialized;
+    (void)SerializeResponse(out, &serialized);
+    answer(std::move(serialized));
+  };
+  if (absl::Status parsed = ParseRequest(bytes, request.get()); !parsed.ok()) {
+    return complete("", parsed);
+  }
+  const std::string model = ModelLabel(request->model_name());
+  if (draining_.load()) {
+    return complete(model,
+                    absl::UnavailableError("the server is draining; send to another replica"));
+  }
+  Infer(*request, received, deadline,
+        [complete, model](absl::StatusOr<inference::ModelInferResponse> response) {
+          complete(model, std::move(response));
+        });
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* V2InferenceService::ModelStreamInfer(
+    grpc::CallbackServerContext* context) {
+  return OpenOrderedStream(
+      context, access_->Check(*context, CallKind::kInference), observer_,
+      "v2.ModelStreamInfer", pool_,
+      [this](const grpc::ByteBuffer& bytes, absl::Time received, absl::Time deadline,
+             std::function<void(grpc::ByteBuffer)> answer) {
+        StreamMessage(bytes, received, deadline, std::move(answer));
+      });
 }
 
 grpc::ServerUnaryReactor* V2InferenceService::RepositoryIndex(

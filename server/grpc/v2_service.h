@@ -1,6 +1,7 @@
 #ifndef BERTSERVE_SERVER_GRPC_V2_SERVICE_H_
 #define BERTSERVE_SERVER_GRPC_V2_SERVICE_H_
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -18,17 +19,32 @@ namespace v2_detail {
 using inference::GRPCInferenceService;
 // Every method served raw, so that requests are parsed by ParseRequest and
 // run on the worker pool like bertserve.v1's.
-using Base = GRPCInferenceService::WithRawCallbackMethod_ServerLive<
-    GRPCInferenceService::WithRawCallbackMethod_ServerReady<
-        GRPCInferenceService::WithRawCallbackMethod_ModelReady<
-            GRPCInferenceService::WithRawCallbackMethod_ServerMetadata<
-                GRPCInferenceService::WithRawCallbackMethod_ModelMetadata<
-                    GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
-                        GRPCInferenceService::WithRawCallbackMethod_ModelConfig<
-                            GRPCInferenceService::WithRawCallbackMethod_RepositoryIndex<
-                                GRPCInferenceService::WithRawCallbackMethod_RepositoryModelLoad<
-                                    GRPCInferenceService::WithRawCallbackMethod_RepositoryModelUnload<
-                                        GRPCInferenceService::Service>>>>>>>>>>;
+template <typename B>
+using RawServerLive = GRPCInferenceService::WithRawCallbackMethod_ServerLive<B>;
+template <typename B>
+using RawServerReady = GRPCInferenceService::WithRawCallbackMethod_ServerReady<B>;
+template <typename B>
+using RawModelReady = GRPCInferenceService::WithRawCallbackMethod_ModelReady<B>;
+template <typename B>
+using RawServerMetadata = GRPCInferenceService::WithRawCallbackMethod_ServerMetadata<B>;
+template <typename B>
+using RawModelMetadata = GRPCInferenceService::WithRawCallbackMethod_ModelMetadata<B>;
+template <typename B>
+using RawModelInfer = GRPCInferenceService::WithRawCallbackMethod_ModelInfer<B>;
+template <typename B>
+using RawModelStreamInfer = GRPCInferenceService::WithRawCallbackMethod_ModelStreamInfer<B>;
+template <typename B>
+using RawModelConfig = GRPCInferenceService::WithRawCallbackMethod_ModelConfig<B>;
+template <typename B>
+using RawRepositoryIndex = GRPCInferenceService::WithRawCallbackMethod_RepositoryIndex<B>;
+template <typename B>
+using RawRepositoryModelLoad = GRPCInferenceService::WithRawCallbackMethod_RepositoryModelLoad<B>;
+template <typename B>
+using RawRepositoryModelUnload =
+    GRPCInferenceService::WithRawCallbackMethod_RepositoryModelUnload<B>;
+using Base = RawServerLive<RawServerReady<RawModelReady<RawServerMetadata<RawModelMetadata<
+    RawModelInfer<RawModelStreamInfer<RawModelConfig<RawRepositoryIndex<RawRepositoryModelLoad<
+    RawRepositoryModelUnload<GRPCInferenceService::Service>>>>>>>>>>>;
 }  // namespace v2_detail
 
 // inference.GRPCInferenceService, the Open Inference Protocol (KServe v2)
@@ -40,6 +56,8 @@ using Base = GRPCInferenceService::WithRawCallbackMethod_ServerLive<
 //    Classifier::ClassifyRowsAsync, so it shares Classify's checks, error
 //    codes and messages, batching, deadlines, and the placement of a model
 //    that is not READY (the request waits for it within its deadline);
+//    ModelStreamInfer does the same per message, answering in request order
+//    as ClassifyStream does (StartOrderedStream);
 //  - ModelReady, ModelMetadata, ModelConfig and RepositoryIndex read the
 //    registry (CallKind::kInference);
 //  - RepositoryModelLoad / Unload are Models.Load / Unload
@@ -80,6 +98,8 @@ class V2InferenceService final : public v2_detail::Base {
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const grpc::ByteBuffer* request,
                                        grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
                                         grpc::ByteBuffer* response) override;
@@ -93,9 +113,20 @@ class V2InferenceService final : public v2_detail::Base {
                                                   const grpc::ByteBuffer* request,
                                                   grpc::ByteBuffer* response) override;
 
+  // From now on, new messages on open streams are answered with an error
+  // (new calls are refused by the gRPC server's own shutdown).
+  void StartDraining() { draining_.store(true); }
+
  private:
   // The metrics label: the name if it is a known model, else "".
   std::string ModelLabel(const std::string& name) const;
+  // Decodes `request` and classifies it; `respond` runs exactly once.
+  void Infer(const inference::ModelInferRequest& request, absl::Time received,
+             absl::Time deadline,
+             std::function<void(absl::StatusOr<inference::ModelInferResponse>)> respond) const;
+  // Answers one ModelStreamInfer message (a StreamHandler).
+  void StreamMessage(const grpc::ByteBuffer& bytes, absl::Time received, absl::Time deadline,
+                     std::function<void(grpc::ByteBuffer)> answer) const;
   // A call about one model (Request has `name` and `version`): answered with
   // `describe` of the model's registry snapshot.
   template <typename Request, typename Response>
@@ -112,6 +143,7 @@ class V2InferenceService final : public v2_detail::Base {
   const AccessControl* const access_;
   const std::string version_;
   const std::string listener_;
+  std::atomic<bool> draining_{false};
 };
 
 // A registry snapshot as the v2 ModelMetadata and as Triton's ModelConfig.

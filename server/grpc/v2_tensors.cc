@@ -39,7 +39,9 @@ absl::StatusOr<int64_t> ElementCount(const Tensor& t) {
   if (shape.empty()) return Invalid(t.what, " has no shape");
   int64_t count = 1;
   for (int64_t d : shape) {
-    if (d < 0) return Invalid(t.what, " has shape ", ShapeString(shape), ": no dimension may be negative");
+    if (d < 0) {
+      return Invalid(t.what, " has shape ", ShapeString(shape), ": no dimension may be negative");
+    }
     // Past 2^31 elements no request fits in a message anyway.
     if (d > std::numeric_limits<int32_t>::max() ||
         (d > 0 && count > std::numeric_limits<int32_t>::max() / d)) {
@@ -395,7 +397,8 @@ absl::StatusOr<OutputPlan> PlanOutputs(const inference::ModelInferRequest& reque
   for (const auto& output : request.outputs()) {
     const std::string& name = output.name();
     if (name != kLogits && name != kProbabilities && name != kLabel) {
-      return Invalid("unknown output \"", name, "\"; the outputs are LOGITS, PROBABILITIES and LABEL");
+      return Invalid("unknown output \"", name,
+                     "\"; the outputs are LOGITS, PROBABILITIES and LABEL");
     }
     for (const std::string& seen : plan.names) {
       if (seen == name) return Invalid("output ", name, " is asked for twice");

@@ -385,6 +385,45 @@ TEST_P(ServicesTest, V2CodesOnTheWire) {
   EXPECT_THAT(observed_, ::testing::Contains("/v2.ModelInfer/NOT_FOUND"));
 }
 
+TEST_P(ServicesTest, V2StreamAnswersInRequestOrder) {
+  auto stub = inference::GRPCInferenceService::NewStub(channel_);
+  grpc::ClientContext context;
+  auto stream = stub->ModelStreamInfer(&context);
+  constexpr int kRequests = 100;
+  std::thread writer([&] {
+    for (int i = 0; i < kRequests; ++i) {
+      // Every seventh request is for an unknown model, every eleventh has a
+      // malformed tensor; their answers must still hold their places.
+      inference::ModelInferRequest request =
+          InferRequest(i % 7 == 3 ? "nope" : "m", {std::string(1 + i % 5, 'h') + " hello"});
+      if (i % 11 == 5) request.mutable_inputs(0)->set_datatype("FP32");
+      request.set_id(std::to_string(i));
+      ASSERT_TRUE(stream->Write(request));
+    }
+    stream->WritesDone();
+  });
+  inference::ModelStreamInferResponse answer;
+  int n = 0;
+  while (stream->Read(&answer)) {
+    EXPECT_EQ(answer.infer_response().id(), std::to_string(n));
+    if (n % 11 == 5) {
+      EXPECT_THAT(answer.error_message(), HasSubstr("must be BYTES"));
+    } else if (n % 7 == 3) {
+      EXPECT_THAT(answer.error_message(), HasSubstr("nope"));
+    } else {
+      EXPECT_EQ(answer.error_message(), "");
+      ASSERT_EQ(answer.infer_response().outputs_size(), 1);
+      EXPECT_EQ(answer.infer_response().outputs(0).shape(0), 1);
+    }
+    ++n;
+  }
+  writer.join();
+  EXPECT_EQ(n, kRequests);
+  EXPECT_TRUE(stream->Finish().ok());
+  absl::MutexLock lock(&mu_);
+  EXPECT_THAT(observed_, ::testing::Contains("m/v2.ModelStreamInfer/OK"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Threads, ServicesTest, ::testing::Values(1, 4));
 
 }  // namespace

@@ -2,7 +2,7 @@
 a real server, driven by the stubs protoc's Python gRPC plugin generates from
 proto/inference/*.proto, the way a KServe or Triton client's stubs are made:
 texts as BYTES in both encodings, token ids as INT64 and INT32, batches of
-mixed lengths, top_k and raw_scores, errors, model control; every score
+mixed lengths, top_k and raw_scores, streams, errors, model control; every score
 checked against bertserve.v1 Classify on the same server for the same inputs.
 A second server, on a simulated device that holds one model at a time,
 shows that a v2 request for a model that is UNLOADED or in host memory
@@ -307,6 +307,29 @@ class V2Test(harness.ServerTestCase):
                              logits, "raw_scores LOGITS")
         response = self.infer(text_request("tt-tuple", INPUTS))
         self.assertEqual([o.name for o in response.outputs], ["LABEL", "PROBABILITIES"])
+
+    def test_stream_in_order_with_errors(self):
+        """ModelStreamInfer as Triton's stream clients use it: one answer per
+        request in request order, an error answering only its own request."""
+        requests = []
+        for i, (text, pair) in enumerate(INPUTS * 3):
+            model = "nope" if i == 4 else "tt-tuple"
+            request = text_request(model, [(text, pair)], raw=i % 2 == 1,
+                                   outputs=("PROBABILITIES", "LABEL"))
+            request.id = f"s-{i}"
+            requests.append(request)
+        answers = list(self.stub.ModelStreamInfer(iter(requests), timeout=harness.RPC_TIMEOUT_S))
+        self.assertEqual([a.infer_response.id for a in answers], [r.id for r in requests])
+        for i, (answer, (text, pair)) in enumerate(zip(answers, INPUTS * 3)):
+            if i == 4:
+                self.assertIn("nope", answer.error_message)
+                continue
+            self.assertEqual(answer.error_message, "", f"answer {i}")
+            probabilities, labels = self.v1_rows("tt-tuple", [(text, pair)])
+            outs = outputs_of(answer.infer_response)
+            self.assertRowsEqual(outs["PROBABILITIES"][1], outs["PROBABILITIES"][0],
+                                 probabilities, f"stream answer {i}")
+            self.assertEqual(outs["LABEL"][1], labels)
 
     # --- errors: bertserve.v1's codes and messages ------------------------
 
