@@ -24,7 +24,7 @@ MSEL = 'model=~"$model", instance=~"$instance"'
 DSEL = 'device=~"$device", instance=~"$instance"'
 RATE = "[$__rate_interval]"
 # Inference calls only: model loads and listings have their own latency.
-INFER = 'method=~"Classify|ClassifyStream"'
+INFER = 'method=~"Classify|ClassifyStream|v2.ModelInfer|v2.ModelStreamInfer"'
 
 
 def target(expr, legend, ref):
@@ -117,8 +117,9 @@ def dashboard():
                 f" or sum by (model) (rate(bertserve_requests_total{{{MSEL}}}{RATE})) * 0)"
                 f" / sum by (model) (rate(bertserve_requests_total{{{MSEL}}}{RATE}))", "{{model}}")],
               "percentunit", 12, 24),
-        panel(9, "Classify latency p50 / p99 by model",
-              "End-to-end latency of inference calls (Classify and ClassifyStream messages); "
+        panel(9, "Inference latency p50 / p99 by model",
+              "End-to-end latency of inference calls (Classify, ClassifyStream messages and "
+              "the Open Inference Protocol's ModelInfer and ModelStreamInfer messages); "
               "model loads and listings are not counted.",
               [("histogram_quantile(0.5, sum by (le, model) (rate("
                 f"bertserve_request_duration_seconds_bucket{{{INFER}, {MSEL}}}{RATE})))",

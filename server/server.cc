@@ -44,6 +44,7 @@
 #include "server/core/worker_pool.h"
 #include "server/grpc/access_control.h"
 #include "server/grpc/health_service.h"
+#include "server/grpc/v2_service.h"
 #include "server/grpc/inference_service.h"
 #include "server/grpc/models_service.h"
 #include "server/logging/logging.h"
@@ -470,6 +471,8 @@ struct Server::Parts {
   std::unique_ptr<grpcsvc::AccessControl> admin_access;  // --admin-listen
   std::unique_ptr<grpcsvc::InferenceService> inference;
   std::unique_ptr<grpcsvc::ModelsService> models;
+  // inference.GRPCInferenceService (Open Inference Protocol) beside them.
+  std::unique_ptr<grpcsvc::V2InferenceService> v2;
   std::unique_ptr<grpcsvc::ModelsService> admin_models;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<grpc::Server> admin_server;
@@ -710,6 +713,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   });
   p.models = std::make_unique<grpcsvc::ModelsService>(&reg, p.admin_pool.get(), &p.observer,
                                                       p.access.get(), "grpc", queued);
+  p.v2 = std::make_unique<grpcsvc::V2InferenceService>(
+      p.classifier.get(), &reg, p.inference_pool.get(), &p.health, &p.observer, p.access.get(),
+      PROJECT_VERSION, "grpc");
 
   // Reflection is a plugin every builder picks up: taken out unless asked for.
   if (o.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -728,6 +734,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
     configure(&builder);
     builder.RegisterService(p.inference.get());
     builder.RegisterService(p.models.get());
+    builder.RegisterService(p.v2.get());
     builder.RegisterService(&p.health);
     p.grpc_server = builder.BuildAndStart();
     if (p.grpc_server == nullptr || (port == 0 && !absl::StartsWith(o.listen, "unix:"))) {
@@ -862,6 +869,7 @@ int Server::Drain(int signal_number) {
   p.health.Shutdown();
   p.metrics->SetReady(false);
   p.inference->StartDraining();
+  p.v2->StartDraining();
   if (p.admin_server != nullptr) p.admin_server->Shutdown(absl::ToChronoTime(deadline));
   p.grpc_server->Shutdown(absl::ToChronoTime(deadline));
   p.batcher->Stop();

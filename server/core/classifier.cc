@@ -69,21 +69,91 @@ void Classifier::WithModel(const std::string& name, absl::Time deadline,
 
 void Classifier::ClassifyAsync(const v1::ClassifyRequest& request, absl::Time received,
                                absl::Time deadline, Respond respond) const {
+  const std::string name = request.model();
+  const std::string request_id = request.request_id();
+  const bool raw = request.raw_scores();
+  const int top_k = request.top_k();
+  ClassifyRowsAsync(
+      request, {}, received, deadline,
+      [name, request_id, raw, top_k, respond](absl::StatusOr<ClassifiedRows> rows) {
+        if (!rows.ok()) return respond(rows.status());
+        v1::ClassifyResponse response;
+        response.set_model(name);
+        response.set_request_id(request_id);
+        for (size_t i = 0; i < rows->rows.size(); ++i) {
+          const LogitsRow& row = rows->rows[i];
+          v1::Classification* out = response.add_results();
+          out->set_num_tokens(rows->num_tokens[i]);
+          out->set_truncated(rows->truncated[i]);
+          for (v1::LabelScore& score :
+               ScoreRow(row.data(), static_cast<int>(row.size()), raw, top_k, rows->labels)) {
+            *out->add_scores() = std::move(score);
+          }
+        }
+        *response.mutable_timing() = rows->timing;
+        respond(std::move(response));
+      });
+}
+
+void Classifier::ClassifyRowsAsync(const v1::ClassifyRequest& request,
+                                   std::vector<EncodedInput> tokens, absl::Time received,
+                                   absl::Time deadline, RespondRows respond) const {
   WithModel(
       request.model(), deadline,
-      [this, request, received, deadline, respond](ModelHandle handle) {
-        Queue(request, std::move(handle), received, deadline, respond);
+      [this, request, tokens = std::move(tokens), received, deadline,
+       respond](ModelHandle handle) {
+        Queue(request, tokens, std::move(handle), received, deadline, respond);
       },
       [respond](absl::Status status) { respond(std::move(status)); });
 }
 
-void Classifier::Queue(const v1::ClassifyRequest& request, ModelHandle handle,
-                       absl::Time received, absl::Time deadline, Respond respond) const {
+namespace {
+
+// A row the client tokenized itself, checked as the tokenizer's output would
+// be guaranteed: the model's embeddings index by these numbers, and one bad
+// id would fail the whole batch it shares with other requests.
+absl::Status CheckTokens(const LoadedModel& model, const EncodedInput& input,
+                         absl::string_view field) {
+  if (input.ids.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " has no tokens"));
+  if (input.type_ids.size() != input.ids.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " has ", input.ids.size(), " ids and ",
+                                                   input.type_ids.size(), " type ids"));
+  }
+  const int64_t max_length = model.config.max_sequence_length();
+  if (static_cast<int64_t>(input.ids.size()) > max_length) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " has ", input.ids.size(), " tokens; model \"", model.name, "\" takes at most ",
+        max_length, " (max_sequence_length), and pre-tokenized inputs are never truncated"));
+  }
+  const int32_t vocab_size = model.tokenizer->vocab_size();
+  for (size_t i = 0; i < input.ids.size(); ++i) {
+    if (input.ids[i] < 0 || input.ids[i] >= vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(field, " token ", i, " has id ", input.ids[i],
+                                                     "; the vocabulary of model \"", model.name,
+                                                     "\" has ids 0 to ", vocab_size - 1));
+    }
+    if (input.type_ids[i] != 0 && input.type_ids[i] != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " token ", i, " has type id ", input.type_ids[i], "; type ids are 0 or 1"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void Classifier::Queue(const v1::ClassifyRequest& request, std::vector<EncodedInput> tokens,
+                       ModelHandle handle, absl::Time received, absl::Time deadline,
+                       RespondRows respond) const {
   const LoadedModel& model = *handle;
   // Queue time includes waiting for the model to be placed.
   const absl::Time start = absl::Now();
 
-  const int num_inputs = request.inputs_size();
+  const bool pretokenized = !tokens.empty();
+  if (pretokenized && request.inputs_size() > 0) {
+    return respond(absl::InvalidArgumentError("send texts or token ids, not both"));
+  }
+  const int num_inputs = pretokenized ? static_cast<int>(tokens.size()) : request.inputs_size();
   if (num_inputs == 0) {
     return respond(absl::InvalidArgumentError("inputs is empty: send at least one text"));
   }
@@ -99,50 +169,45 @@ void Classifier::Queue(const v1::ClassifyRequest& request, ModelHandle handle,
   }
   const bool truncate = !request.has_truncate() || request.truncate();
 
+  auto rows = std::make_shared<ClassifiedRows>();
   std::vector<EncodedInput> inputs;
-  // Per input: tokens seen and whether it was truncated.
-  auto shapes = std::make_shared<std::vector<std::pair<int32_t, bool>>>();
-  inputs.reserve(num_inputs);
-  for (int i = 0; i < num_inputs; ++i) {
-    absl::StatusOr<tokenizer::Encoding> e =
-        EncodeInput(model, request.inputs(i), truncate, absl::StrCat("inputs[", i, "]"));
-    if (!e.ok()) return respond(e.status());
-    shapes->emplace_back(static_cast<int32_t>(e->ids.size()), e->truncated);
-    inputs.push_back(EncodedInput{std::move(e->ids), std::move(e->type_ids)});
+  if (pretokenized) {
+    for (int i = 0; i < num_inputs; ++i) {
+      absl::Status checked = CheckTokens(model, tokens[i], absl::StrCat("inputs[", i, "]"));
+      if (!checked.ok()) return respond(checked);
+      rows->num_tokens.push_back(static_cast<int32_t>(tokens[i].ids.size()));
+      rows->truncated.push_back(false);
+    }
+    inputs = std::move(tokens);
+  } else {
+    inputs.reserve(num_inputs);
+    for (int i = 0; i < num_inputs; ++i) {
+      absl::StatusOr<tokenizer::Encoding> e =
+          EncodeInput(model, request.inputs(i), truncate, absl::StrCat("inputs[", i, "]"));
+      if (!e.ok()) return respond(e.status());
+      rows->num_tokens.push_back(static_cast<int32_t>(e->ids.size()));
+      rows->truncated.push_back(e->truncated);
+      inputs.push_back(EncodedInput{std::move(e->ids), std::move(e->type_ids)});
+    }
   }
   const absl::Time tokenized = absl::Now();
   if (observer_ != nullptr) observer_->OnTokenized(model.name, Seconds(tokenized - start));
 
-  const std::string name = model.name;
-  const std::string request_id = request.request_id();
-  const bool raw = request.raw_scores();
-  const int top_k = request.top_k();
   ModelHandle held = handle;
-  auto done = [held, shapes, name, request_id, raw, top_k, received, start, tokenized,
+  auto done = [held, rows, received, start, tokenized,
                respond](absl::StatusOr<BatchResult> result) {
     if (!result.ok()) return respond(result.status());
-    v1::ClassifyResponse response;
-    response.set_model(name);
-    response.set_request_id(request_id);
-    for (size_t i = 0; i < result->rows.size(); ++i) {
-      const LogitsRow& row = result->rows[i];
-      v1::Classification* out = response.add_results();
-      out->set_num_tokens((*shapes)[i].first);
-      out->set_truncated((*shapes)[i].second);
-      for (v1::LabelScore& score :
-           ScoreRow(row.data(), static_cast<int>(row.size()), raw, top_k, held->labels)) {
-        *out->add_scores() = std::move(score);
-      }
-    }
+    rows->rows = std::move(result->rows);
+    rows->labels = held->labels;
     const absl::Time now = absl::Now();
     const absl::Time first = std::min(result->first_forward, now);
-    v1::Timing* timing = response.mutable_timing();
-    timing->set_queue_seconds(Seconds(std::max(start - received, absl::ZeroDuration()) +
-                                      std::max(first - tokenized, absl::ZeroDuration())));
-    timing->set_tokenize_seconds(Seconds(tokenized - start));
-    timing->set_compute_seconds(Seconds(now - first));
-    timing->set_total_seconds(Seconds(now - std::min(received, start)));
-    respond(std::move(response));
+    v1::Timing& timing = rows->timing;
+    timing.set_queue_seconds(Seconds(std::max(start - received, absl::ZeroDuration()) +
+                                     std::max(first - tokenized, absl::ZeroDuration())));
+    timing.set_tokenize_seconds(Seconds(tokenized - start));
+    timing.set_compute_seconds(Seconds(now - first));
+    timing.set_total_seconds(Seconds(now - std::min(received, start)));
+    respond(std::move(*rows));
   };
   absl::Status queued = batcher_->Submit(std::move(held), std::move(inputs), deadline, done);
   if (!queued.ok()) respond(queued);

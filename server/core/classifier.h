@@ -2,6 +2,8 @@
 #define BERTSERVE_SERVER_CORE_CLASSIFIER_H_
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -19,6 +21,16 @@ EncodedInput EncodedInputOf(const v1::TokenizeResponse& tokens);
 // "all labels" (use 0 for that).
 inline constexpr int kMaxTopK = 65536;
 
+// What a request's forward passes produced, before it becomes scores: for
+// protocols that shape the answer themselves (the Open Inference Protocol).
+struct ClassifiedRows {
+  std::vector<LogitsRow> rows;      // one per input, in input order
+  std::vector<int32_t> num_tokens;  // tokens the model saw, per input
+  std::vector<bool> truncated;      // per input
+  std::vector<std::string> labels;  // the model's, one per logit
+  v1::Timing timing;
+};
+
 // The request path below gRPC: validate, tokenize, queue the inputs with the
 // Batcher, score the rows it returns. Every error names the input and field
 // at fault. Thread-safe; a request holds its model handle from validation
@@ -26,6 +38,7 @@ inline constexpr int kMaxTopK = 65536;
 class Classifier {
  public:
   using Respond = std::function<void(absl::StatusOr<v1::ClassifyResponse>)>;
+  using RespondRows = std::function<void(absl::StatusOr<ClassifiedRows>)>;
 
   // `registry` and `batcher` must outlive the classifier; `observer` (may be
   // null) is told tokenization times. A request for a model that must be
@@ -43,6 +56,15 @@ class Classifier {
   // placed by then, else on the batch executor that ran its last input.
   void ClassifyAsync(const v1::ClassifyRequest& request, absl::Time received,
                      absl::Time deadline, Respond respond) const;
+
+  // ClassifyAsync's path and checks, answering with the logits rows. When
+  // `tokens` is not empty the client tokenized the inputs itself:
+  // `request.inputs` must then be empty, and each row is checked against the
+  // model instead of tokenized (ids within its vocabulary, type ids 0 or 1,
+  // at most max_sequence_length tokens; never truncated). Either way the
+  // inputs take the same batcher, token limits and deadlines.
+  void ClassifyRowsAsync(const v1::ClassifyRequest& request, std::vector<EncodedInput> tokens,
+                         absl::Time received, absl::Time deadline, RespondRows respond) const;
 
   // ClassifyAsync, waiting for the answer.
   absl::StatusOr<v1::ClassifyResponse> Classify(
@@ -70,8 +92,9 @@ class Classifier {
   void WithModel(const std::string& name, absl::Time deadline,
                  std::function<void(ModelHandle)> then,
                  std::function<void(absl::Status)> fail) const;
-  void Queue(const v1::ClassifyRequest& request, ModelHandle handle, absl::Time received,
-             absl::Time deadline, Respond respond) const;
+  void Queue(const v1::ClassifyRequest& request, std::vector<EncodedInput> tokens,
+             ModelHandle handle, absl::Time received, absl::Time deadline,
+             RespondRows respond) const;
 };
 
 }  // namespace bertserve::core

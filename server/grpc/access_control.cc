@@ -130,7 +130,8 @@ absl::Status AccessControl::Check(const grpc::ServerContextBase& context, CallKi
     if (options_.open_management) return absl::OkStatus();
     if (options_.management_token == nullptr) {
       return absl::PermissionDeniedError(
-          "model management (Models.Load, Models.Unload) is disabled on this listener: start "
+          "model management (Models.Load, Models.Unload, RepositoryModelLoad, "
+          "RepositoryModelUnload) is disabled on this listener: start "
           "bertserve with --management-token-file FILE and send 'authorization: Bearer "
           "<token>', or call it on the --admin-listen address");
     }

@@ -64,8 +64,9 @@ class TokenFile {
 enum class CallKind { kInference, kManagement };
 
 // Who may call what on one gRPC listener:
-//  - management (Models.Load, Models.Unload) needs the management token; with
-//    no management token configured it is refused PERMISSION_DENIED, unless
+//  - management (Models.Load and Unload; the Open Inference Protocol's
+//    RepositoryModelLoad and Unload) needs the management token; with no
+//    management token configured it is refused PERMISSION_DENIED, unless
 //    the listener is the admin one (`open_management`), which serves it to
 //    anyone who can reach it (meant for loopback or a pod-local sidecar);
 //  - inference (and Models.List/Get) needs the inference token when one is

@@ -2,6 +2,8 @@
 #define BERTSERVE_SERVER_GRPC_INFERENCE_SERVICE_H_
 
 #include <atomic>
+#include <functional>
+#include <string>
 
 #include "bertserve/v1/inference.grpc.pb.h"
 #include "server/core/classifier.h"
@@ -12,12 +14,8 @@
 
 namespace bertserve::grpcsvc {
 
-// Most ClassifyStream requests being worked on at once per stream; further
-// reads wait, so a fast writer cannot queue unbounded work.
-inline constexpr int kMaxStreamInFlight = 32;
-
 // bertserve.v1.Inference. Requests are parsed by us (see ParseRequest) and run
-// on the worker pool; stream answers keep request order.
+// on the worker pool; stream answers keep request order (StartOrderedStream).
 class InferenceService final
     : public v1::Inference::WithRawCallbackMethod_Classify<
           v1::Inference::WithRawCallbackMethod_ClassifyStream<
@@ -48,9 +46,10 @@ class InferenceService final
   void StartDraining() { draining_.store(true); }
 
  private:
-  class StreamReactor;
-
   std::string ModelLabel(const std::string& name) const;
+  // Answers one ClassifyStream message (a StreamHandler).
+  void StreamMessage(const grpc::ByteBuffer& bytes, absl::Time received, absl::Time deadline,
+                     std::function<void(grpc::ByteBuffer)> answer) const;
 
   core::Classifier* const classifier_;
   core::ModelRegistry* const registry_;

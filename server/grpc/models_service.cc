@@ -1,8 +1,7 @@
 #include "server/grpc/models_service.h"
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "server/logging/logging.h"
+#include "server/grpc/management_call.h"
 
 namespace bertserve::grpcsvc {
 
@@ -96,40 +95,9 @@ core::ModelRegistry::InfoCallback ToStatusAnswer(
   };
 }
 
-// Options of a read-only call (List, Get): the inference rule.
 template <typename Request>
-CallOptions<Request> ReadCall(grpc::CallbackServerContext* context, const AccessControl* access) {
-  CallOptions<Request> options;
-  options.refusal = access->Check(*context, CallKind::kInference);
-  return options;
-}
-
-// Options of a management call: the access decision, and the audit event
-// logged once when it ends.
-template <typename Request>
-CallOptions<Request> ManagementCall(grpc::CallbackServerContext* context,
-                                    const AccessControl* access, const std::string& method,
-                                    const std::string& listener) {
-  CallOptions<Request> options;
-  options.refusal = access->Check(*context, CallKind::kManagement);
-  options.audit = [method, listener, who = IdentityOf(*context)](const Request* request,
-                                                                 const grpc::Status& status) {
-    // The name as the client sent it (known or not), bounded: the log is not
-    // a place for a client to write kilobytes.
-    std::string model = request != nullptr ? request->name().substr(0, 256) : std::string();
-    logging::Log(status.ok() ? spdlog::level::info : spdlog::level::warn,
-                 absl::StrCat("audit: ", method, " of model \"", model, "\" ",
-                              status.ok() ? "succeeded" : "failed"),
-                 {{"event", "audit"},
-                  {"method", method},
-                  {"model", model},
-                  {"listener", listener},
-                  {"peer", who.peer},
-                  {"client_subject", who.certificate_subject},
-                  {"code", std::string(CodeName(status.error_code()))},
-                  {"error", status.error_message()}});
-  };
-  return options;
+std::string NameOf(const Request& request) {
+  return request.name();
 }
 
 }  // namespace
@@ -181,7 +149,8 @@ grpc::ServerUnaryReactor* ModelsService::Load(grpc::CallbackServerContext* conte
              std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
         registry_->LoadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond), queued_));
       },
-      ManagementCall<v1::LoadModelRequest>(context, access_, "Models.Load", listener_));
+      ManagementCall<v1::LoadModelRequest>(context, access_, "Models.Load", listener_,
+                                           NameOf<v1::LoadModelRequest>));
 }
 
 grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* context,
@@ -195,7 +164,8 @@ grpc::ServerUnaryReactor* ModelsService::Unload(grpc::CallbackServerContext* con
              std::function<void(absl::StatusOr<v1::ModelStatus>)> respond) {
         registry_->UnloadAsync(r.name(), deadline, ToStatusAnswer(std::move(respond), queued_));
       },
-      ManagementCall<v1::UnloadModelRequest>(context, access_, "Models.Unload", listener_));
+      ManagementCall<v1::UnloadModelRequest>(context, access_, "Models.Unload", listener_,
+                                             NameOf<v1::UnloadModelRequest>));
 }
 
 }  // namespace bertserve::grpcsvc

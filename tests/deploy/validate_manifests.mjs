@@ -8,7 +8,7 @@
 //
 //   node tests/deploy/validate_manifests.mjs REPO_ROOT
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -124,4 +124,32 @@ for (const overlay of overlays) {
 }
 console.log(`${combinations} combinations of ${overlays.length} overlays and ` +
   `${components.length} components`);
+
+// deploy/kserve: KServe's kinds (ServingRuntime, InferenceService) have no
+// schema package here (tests/deploy/test_kserve.py checks their fields), but
+// the runtime's containers become a pod's: they are validated as one.
+const { Pod } = await load("kubernetes-models/v1/Pod.js");
+const kserve = join(root, "deploy", "kserve");
+let runtimes = 0;
+for (const file of readdirSync(kserve).filter((f) => f.endsWith(".yaml")).sort()) {
+  for (const doc of parseAllDocuments(readFileSync(join(kserve, file), "utf8"))) {
+    if (doc.errors.length) throw new Error(`deploy/kserve/${file}: YAML error ${doc.errors[0]}`);
+    const obj = doc.toJSON();
+    if (obj?.kind !== "ServingRuntime") continue;
+    runtimes++;
+    const where = `deploy/kserve/${file}: ServingRuntime/${obj.metadata?.name}`;
+    try {
+      new Pod({ apiVersion: "v1", kind: "Pod", metadata: { name: obj.metadata.name },
+        spec: { containers: obj.spec.containers } }).validate();
+      console.log(`${where}: containers valid as a Pod's`);
+    } catch (e) {
+      console.error(`${where}: ${e.message}`);
+      failures++;
+    }
+  }
+}
+if (runtimes === 0) {
+  console.error("deploy/kserve: no ServingRuntime to validate");
+  failures++;
+}
 process.exit(failures ? 1 : 0);

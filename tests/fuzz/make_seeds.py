@@ -217,6 +217,67 @@ def request_seeds():
         write("classify_request_fuzzer", "not-a-message", b"\x00\xff\xff\xff\xff")
 
 
+def infer_seeds():
+    """ModelInferRequest wire bytes (Open Inference Protocol) for infer_request_fuzzer."""
+    import struct
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(["protoc", "--proto_path=" + os.path.join(ROOT, "proto"),
+                        "--python_out=" + out, "inference/model_config.proto",
+                        "inference/grpc_service.proto"], check=True)
+        sys.path.insert(0, out)
+        from inference import grpc_service_pb2 as pb  # noqa: E402
+
+        def raw_bytes(elements):
+            return b"".join(struct.pack("<I", len(e)) + e for e in elements)
+
+        def seed(name, request):
+            write("infer_request_fuzzer", name, request.SerializeToString())
+
+        def texts(values, shape=None, raw=False, outputs=(), **parameters):
+            request = pb.ModelInferRequest(model_name="m", id="r")
+            tensor = request.inputs.add(name="TEXT", datatype="BYTES",
+                                        shape=shape or [len(values)])
+            if raw:
+                request.raw_input_contents.append(raw_bytes(values))
+            else:
+                tensor.contents.bytes_contents.extend(values)
+            for o in outputs:
+                request.outputs.add(name=o)
+            for key, value in parameters.items():
+                if isinstance(value, bool):
+                    request.parameters[key].bool_param = value
+                else:
+                    request.parameters[key].int64_param = value
+            return request
+
+        seed("text", texts([b"hello world"]))
+        seed("text-batch", texts([b"hello", b"caf\xc3\xa9 !", b""], shape=[3, 1],
+                                 outputs=("LOGITS", "PROBABILITIES", "LABEL"), top_k=2))
+        seed("text-raw", texts([b"hello", b"world"], raw=True, raw_scores=True))
+        truncated = texts([b"hello"], raw=True)
+        truncated.raw_input_contents[0] = struct.pack("<I", 5) + b"he"  # past the end
+        seed("text-raw-past-end", truncated)
+        truncated.raw_input_contents[0] = b"\x05\x00"  # half a length prefix
+        seed("text-raw-half-prefix", truncated)
+        pair = texts([b"premise"], outputs=("LABEL",))
+        pair.inputs.add(name="TEXT_PAIR", datatype="BYTES", shape=[1]).contents.bytes_contents.append(
+            b"hypothesis")
+        seed("text-pair", pair)
+        tokens = pb.ModelInferRequest(model_name="m")
+        for name, values in (("input_ids", [101, 7592, 102, 0, 101, 2088, 999, 102]),
+                             ("attention_mask", [1, 1, 1, 0, 1, 1, 1, 1]),
+                             ("token_type_ids", [0, 0, 0, 0, 0, 0, 1, 1])):
+            tokens.inputs.add(name=name, datatype="INT64", shape=[2, 4]).contents.int64_contents.extend(
+                values)
+        seed("tokens-int64", tokens)
+        raw_tokens = pb.ModelInferRequest(model_name="m")
+        raw_tokens.inputs.add(name="input_ids", datatype="INT32", shape=[1, 3])
+        raw_tokens.raw_input_contents.append(struct.pack("<3i", 101, 7592, 102))
+        binary = raw_tokens.outputs.add(name="PROBABILITIES")
+        binary.parameters["binary_data"].bool_param = True
+        seed("tokens-int32-raw", raw_tokens)
+
+
 def http_seeds():
     def seed(name, text):
         write("http_request_head_fuzzer", name, text.encode("latin-1"))
@@ -242,6 +303,7 @@ def main():
     tokenizer_json_seeds()
     config_seeds()
     request_seeds()
+    infer_seeds()
     http_seeds()
 
 

@@ -12,10 +12,13 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "inference/grpc_service.grpc.pb.h"
 #include "server/core/classifier.h"
 #include "server/grpc/health_service.h"
 #include "server/grpc/inference_service.h"
 #include "server/grpc/models_service.h"
+#include "server/grpc/v2_service.h"
+#include "server/grpc/v2_tensors.h"
 #include "tests/test_util/fake_model.h"
 
 namespace bertserve::grpcsvc {
@@ -57,11 +60,15 @@ class ServicesTest : public ::testing::TestWithParam<int> {
                                                     pool_.get(), &observer_, access_.get());
     models_ = std::make_unique<ModelsService>(registry_.get(), pool_.get(), &observer_,
                                               access_.get(), "grpc");
+    v2_ = std::make_unique<V2InferenceService>(classifier_.get(), registry_.get(), pool_.get(),
+                                               &health_, &observer_, access_.get(), "test",
+                                               "grpc");
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(inference_.get());
     builder.RegisterService(models_.get());
+    builder.RegisterService(v2_.get());
     builder.RegisterService(&health_);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
@@ -94,6 +101,7 @@ class ServicesTest : public ::testing::TestWithParam<int> {
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ModelsService> models_;
+  std::unique_ptr<V2InferenceService> v2_;
   HealthService health_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -284,6 +292,136 @@ TEST_P(ServicesTest, LostDeviceTurnsLivenessNotServing) {
   HealthCheckResponse response;
   ASSERT_TRUE(stub->Check(&context, ready, &response).ok());
   EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+}
+
+inference::ModelInferRequest InferRequest(const std::string& model,
+                                         const std::vector<std::string>& texts) {
+  inference::ModelInferRequest request;
+  request.set_model_name(model);
+  auto* text = request.add_inputs();
+  text->set_name(v2::kText);
+  text->set_datatype("BYTES");
+  text->add_shape(static_cast<int64_t>(texts.size()));
+  for (const std::string& t : texts) text->mutable_contents()->add_bytes_contents(t);
+  request.add_outputs()->set_name(v2::kProbabilities);
+  return request;
+}
+
+// The Open Inference Protocol on the same port, registry and classifier: a
+// model that is not loaded is placed for the request, and the scores are
+// bertserve.v1's.
+TEST_P(ServicesTest, V2InferPlacesTheModelAndMatchesClassify) {
+  auto v2_stub = inference::GRPCInferenceService::NewStub(channel_);
+  {
+    grpc::ClientContext context;
+    inference::ModelReadyRequest request;
+    request.set_name("slow");
+    inference::ModelReadyResponse ready;
+    ASSERT_TRUE(v2_stub->ModelReady(&context, request, &ready).ok());
+    EXPECT_FALSE(ready.ready());
+  }
+  grpc::ClientContext context;
+  inference::ModelInferResponse answer;
+  grpc::Status status =
+      v2_stub->ModelInfer(&context, InferRequest("slow", {"hello", "a longer hello"}), &answer);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(registry_->Get("slow")->state, core::ModelState::kReady);
+  ASSERT_EQ(answer.outputs_size(), 1);
+  const auto& probabilities = answer.outputs(0).contents().fp32_contents();
+
+  auto v1_stub = v1::Inference::NewStub(channel_);
+  grpc::ClientContext v1_context;
+  v1::ClassifyRequest request = Request("slow", "hello");
+  request.add_inputs()->set_text("a longer hello");
+  v1::ClassifyResponse classified;
+  ASSERT_TRUE(v1_stub->Classify(&v1_context, request, &classified).ok());
+  const int labels = classified.results(0).scores_size();
+  ASSERT_EQ(probabilities.size(), 2 * labels);
+  for (int i = 0; i < 2; ++i) {
+    for (const v1::LabelScore& score : classified.results(i).scores()) {
+      EXPECT_EQ(probabilities[i * labels + score.index()], score.score());
+    }
+  }
+}
+
+TEST_P(ServicesTest, V2CodesOnTheWire) {
+  auto stub = inference::GRPCInferenceService::NewStub(channel_);
+  struct Case {
+    inference::ModelInferRequest request;
+    grpc::StatusCode code;
+    std::string message;
+  };
+  inference::ModelInferRequest wrong_type = InferRequest("m", {"hello"});
+  wrong_type.mutable_inputs(0)->set_datatype("INT8");
+  std::vector<Case> cases = {
+      {InferRequest("m", {"hello"}), grpc::StatusCode::OK, ""},
+      {InferRequest("nope", {"hello"}), grpc::StatusCode::NOT_FOUND, "nope"},
+      {InferRequest("m", {"hello", ""}), grpc::StatusCode::INVALID_ARGUMENT,
+       "inputs[1].text is empty"},
+      {InferRequest("m", {}), grpc::StatusCode::INVALID_ARGUMENT, "inputs is empty"},
+      {wrong_type, grpc::StatusCode::INVALID_ARGUMENT, "must be BYTES"},
+  };
+  for (const Case& c : cases) {
+    grpc::ClientContext context;
+    inference::ModelInferResponse response;
+    grpc::Status status = stub->ModelInfer(&context, c.request, &response);
+    EXPECT_EQ(status.error_code(), c.code) << c.request.model_name() << ": " << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+  }
+  {
+    grpc::ClientContext context;
+    inference::ServerLiveResponse live;
+    ASSERT_TRUE(stub->ServerLive(&context, inference::ServerLiveRequest(), &live).ok());
+    EXPECT_TRUE(live.live());
+  }
+  {
+    grpc::ClientContext context;
+    inference::ServerReadyResponse ready;
+    ASSERT_TRUE(stub->ServerReady(&context, inference::ServerReadyRequest(), &ready).ok());
+    EXPECT_FALSE(ready.ready());  // nobody turned readiness on
+  }
+  absl::MutexLock lock(&mu_);
+  EXPECT_THAT(observed_, ::testing::Contains("m/v2.ModelInfer/OK"));
+  EXPECT_THAT(observed_, ::testing::Contains("/v2.ModelInfer/NOT_FOUND"));
+}
+
+TEST_P(ServicesTest, V2StreamAnswersInRequestOrder) {
+  auto stub = inference::GRPCInferenceService::NewStub(channel_);
+  grpc::ClientContext context;
+  auto stream = stub->ModelStreamInfer(&context);
+  constexpr int kRequests = 100;
+  std::thread writer([&] {
+    for (int i = 0; i < kRequests; ++i) {
+      // Every seventh request is for an unknown model, every eleventh has a
+      // malformed tensor; their answers must still hold their places.
+      inference::ModelInferRequest request =
+          InferRequest(i % 7 == 3 ? "nope" : "m", {std::string(1 + i % 5, 'h') + " hello"});
+      if (i % 11 == 5) request.mutable_inputs(0)->set_datatype("FP32");
+      request.set_id(std::to_string(i));
+      ASSERT_TRUE(stream->Write(request));
+    }
+    stream->WritesDone();
+  });
+  inference::ModelStreamInferResponse answer;
+  int n = 0;
+  while (stream->Read(&answer)) {
+    EXPECT_EQ(answer.infer_response().id(), std::to_string(n));
+    if (n % 11 == 5) {
+      EXPECT_THAT(answer.error_message(), HasSubstr("must be BYTES"));
+    } else if (n % 7 == 3) {
+      EXPECT_THAT(answer.error_message(), HasSubstr("nope"));
+    } else {
+      EXPECT_EQ(answer.error_message(), "");
+      ASSERT_EQ(answer.infer_response().outputs_size(), 1);
+      EXPECT_EQ(answer.infer_response().outputs(0).shape(0), 1);
+    }
+    ++n;
+  }
+  writer.join();
+  EXPECT_EQ(n, kRequests);
+  EXPECT_TRUE(stream->Finish().ok());
+  absl::MutexLock lock(&mu_);
+  EXPECT_THAT(observed_, ::testing::Contains("m/v2.ModelStreamInfer/OK"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ServicesTest, ::testing::Values(1, 4));

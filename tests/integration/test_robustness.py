@@ -122,7 +122,8 @@ class StuckReadTest(harness.ServerTestCase):
 
 
 class DrainTest(harness.ServerTestCase):
-    """SIGTERM while 16 clients send 64-input requests and streams are open."""
+    """SIGTERM while 16 clients send 64-input requests and streams (bertserve.v1
+    and the Open Inference Protocol's) are open."""
 
     CLIENTS = 16
     INPUTS = 64
@@ -190,9 +191,30 @@ class DrainTest(harness.ServerTestCase):
             except grpc.RpcError as e:
                 stream_errors.append(e.code().name)
 
+        # The Open Inference Protocol's stream drains the same way.
+        v2_answers = []
+
+        def v2_stream_client():
+            import test_v2  # its stubs
+            stub = test_v2.pb_grpc.GRPCInferenceServiceStub(channels[-1])
+
+            def requests():
+                n = 0
+                while not stop.is_set() and n < 100000:
+                    request = test_v2.text_request("tt-tuple", [(t, "") for t in texts[:4]])
+                    request.id = f"v2-{n}"
+                    yield request
+                    n += 1
+            try:
+                for answer in stub.ModelStreamInfer(requests(), timeout=60):
+                    v2_answers.append((answer.infer_response.id, answer.error_message))
+            except grpc.RpcError as e:
+                stream_errors.append(e.code().name)
+
         threads = [threading.Thread(target=unary_client, args=(i,)) for i in range(self.CLIENTS)]
         threads += [threading.Thread(target=stream_client, args=(i,))
                     for i in range(self.STREAMS)]
+        threads.append(threading.Thread(target=v2_stream_client))
         for t in threads:
             t.start()
         try:
@@ -234,6 +256,16 @@ class DrainTest(harness.ServerTestCase):
             # Answers come in request order, each exactly once.
             ids = [rid for rid, _ in answers]
             self.assertEqual(len(ids), len(set(ids)))
+        self.assertGreater(len(v2_answers), 0, "the v2 stream got no answer")
+        print(f"v2 stream: {len(v2_answers)} answers, "
+              f"{sum(1 for _, e in v2_answers if 'draining' in e)} refused while draining")
+        self.assertEqual([rid for rid, _ in v2_answers],
+                         [f"v2-{n}" for n in range(len(v2_answers))])
+        errors = [e for _, e in v2_answers]
+        refused = [i for i, e in enumerate(errors) if "draining" in e]
+        if refused:
+            self.assertTrue(all("draining" in e for e in errors[refused[0]:]), errors)
+        self.assertLessEqual(set(errors[:refused[0]] if refused else errors), {""})
         self.assertIn("stopped", server.log())
 
 
