@@ -705,12 +705,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
     return batcher->Queued(model);
   };
   // Requests for a model with replicas go to the copy with the fewest
-  // queued tokens.
-  reg.SetQueueProbe([batcher](const std::string& model) {
-    absl::flat_hash_map<std::string, int64_t> tokens;
-    for (const auto& [device, work] : batcher->Queued(model)) tokens[device] = work.tokens;
-    return tokens;
-  });
+  // queued tokens; the Models API shows each copy's queue.
+  reg.SetQueueProbe(queued);
   p.models = std::make_unique<grpcsvc::ModelsService>(&reg, p.admin_pool.get(), &p.observer,
                                                       p.access.get(), "grpc", queued);
   p.v2 = std::make_unique<grpcsvc::V2InferenceService>(

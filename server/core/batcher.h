@@ -95,12 +95,6 @@ struct BatcherOptions {
   BatchObserver* observer = nullptr;  // may be null
 };
 
-// Work waiting in a queue: inputs and their tokens.
-struct QueuedWork {
-  int64_t inputs = 0;
-  int64_t tokens = 0;
-};
-
 // Dynamic batching with OOM recovery, one executor thread per execution
 // device.
 //

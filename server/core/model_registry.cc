@@ -348,7 +348,7 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   // With replicas about, each copy's queued tokens, asked outside the lock
   // (the Batcher has its own).
-  absl::flat_hash_map<std::string, int64_t> queued;
+  absl::flat_hash_map<std::string, QueuedWork> queued;
   if (replicas_placed_.load() > 0) {
     std::shared_ptr<const QueueProbe> probe;
     {
@@ -376,7 +376,7 @@ absl::StatusOr<ModelHandle> ModelRegistry::TryAcquire(const std::string& name) {
     auto load_of = [&](int device, int holds) {
       if (device < 0 || queued.empty()) return std::make_pair(int64_t{0}, holds);
       auto q = queued.find(devices_[device]->device->name());
-      return std::make_pair(q == queued.end() ? int64_t{0} : q->second, holds);
+      return std::make_pair(q == queued.end() ? int64_t{0} : q->second.tokens, holds);
     };
     std::pair<int64_t, int> least = load_of(entry.device, entry.info.in_use - replica_holds);
     Entry::Replica* chosen = nullptr;

@@ -63,6 +63,12 @@ struct ModelCopy {
   ModelState state = ModelState::kReady;
 };
 
+// Work waiting in a queue for a forward: inputs and their tokens.
+struct QueuedWork {
+  int64_t inputs = 0;
+  int64_t tokens = 0;
+};
+
 // A snapshot of one model for the Models API, metrics and logs.
 struct ModelInfo {
   std::string name;
@@ -324,13 +330,13 @@ class ModelRegistry {
   // from its device when room is needed, a primary with replicas is evicted
   // only after them, and an unload or a lost device drops them.
   void RequestReplica(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
-  // Tokens queued for a forward on each device copy of `model`, by device
-  // name (the Batcher's queues). With it, a request for a model with
-  // replicas goes to the copy with the fewest queued tokens (then the fewest
-  // requests in flight, then the primary); without it, to the copy the
-  // fewest requests hold. Set once, before requests arrive.
+  // Work queued for a forward on each device copy of `model`, by device name
+  // (Batcher::Queued). With it, a request for a model with replicas goes to
+  // the copy with the fewest queued tokens (then the fewest requests in
+  // flight, then the primary); without it, to the copy the fewest requests
+  // hold. Set once, before requests arrive.
   using QueueProbe =
-      std::function<absl::flat_hash_map<std::string, int64_t>(const std::string& model)>;
+      std::function<absl::flat_hash_map<std::string, QueuedWork>(const std::string& model)>;
   void SetQueueProbe(QueueProbe probe) ABSL_LOCKS_EXCLUDED(mu_);
   int device_count() const { return static_cast<int>(devices_.size()); }
 

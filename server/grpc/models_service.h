@@ -5,7 +5,6 @@
 
 #include "bertserve/v1/models.grpc.pb.h"
 #include "absl/container/flat_hash_map.h"
-#include "server/core/batcher.h"
 #include "server/core/model_registry.h"
 #include "server/core/worker_pool.h"
 #include "server/grpc/access_control.h"
@@ -14,8 +13,7 @@
 namespace bertserve::grpcsvc {
 
 // Work queued for a model, by device (core::Batcher::Queued).
-using QueuedWorkFn =
-    std::function<absl::flat_hash_map<std::string, core::QueuedWork>(const std::string& model)>;
+using QueuedWorkFn = core::ModelRegistry::QueueProbe;
 
 // Converts a registry snapshot to the API message; `queued` (may be empty)
 // fills each copy's queue.

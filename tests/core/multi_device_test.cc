@@ -379,7 +379,7 @@ TEST_F(MultiDeviceTest, ReplicaOnTheOtherDeviceSharesTheLoadAndGoesFirstWhenRoom
   // even over a copy fewer requests hold.
   registry_->SetQueueProbe([](const std::string& model) {
     EXPECT_EQ(model, "hot");
-    return absl::flat_hash_map<std::string, int64_t>{{"fake:0", 100}, {"fake:1", 10}};
+    return absl::flat_hash_map<std::string, QueuedWork>{{"fake:0", {1, 100}}, {"fake:1", {1, 10}}};
   });
   absl::StatusOr<ModelHandle> third = registry_->Acquire("hot");
   absl::StatusOr<ModelHandle> fourth = registry_->Acquire("hot");
