@@ -14,6 +14,14 @@ For each model directory given (model.pt, vocab.txt, config.pbtxt):
                   server, driven by the same `bertserve-cli bench` runs
 
 then build/bench/batching_bench (the storm of issue 4) on --storm-model.
+
+--device cuda:N runs the raw loop and bertserve on a GPU, each model at its
+config.pbtxt dtype; --full-length makes every text exactly the model's
+max_sequence_length tokens; --matmul-probe N adds model FLOP utilisation
+(MFU) against the device's measured N x N matrix-product rate;
+--no-python leaves the Python baseline out (it runs on the CPU only).
+scripts/bench.sh with BENCH_DEVICE=cuda:0 (scripts/gpu-check.sh) runs
+BERT-Base and BERT-Large shapes in fp16 at 128 and 512 tokens this way.
 Every figure is measured in this run; the table gives ratios to the ceiling
 and to the Python server, and each goal with whether it held. Figures, not
 assertions: the exit status is 0 whatever the figures, non-zero only when a
@@ -51,6 +59,13 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def log(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def config_dtype(model_dir):
+    """forward_bench --dtype for the model's config.pbtxt dtype (FP32 when absent)."""
+    with open(os.path.join(model_dir, "config.pbtxt"), encoding="utf-8") as f:
+        found = re.search(r"\bdtype\s*:\s*(\w+)", f.read())
+    return found.group(1).lower() if found else "fp32"
 
 
 def config_int(model_dir, field, default):
@@ -126,6 +141,7 @@ class Bench:
         self.goals = []    # (goal, figure, held)
         self.overheads = []
         self.notes = []
+        self.full_length = 0  # words per text when --full-length, per model
 
     # --- tools ---------------------------------------------------------------
 
@@ -139,9 +155,18 @@ class Bench:
                                f"{proc.stdout}")
         return json.loads(proc.stdout)
 
+    def words(self):
+        """forward_bench's and bertserve-cli bench's text length flags."""
+        if not self.full_length:
+            return []
+        # A word is at least one token: texts of this many words are cut to
+        # exactly max_sequence_length tokens.
+        return ["--min-words", str(self.full_length), "--max-words", str(self.full_length)]
+
     def cli_bench(self, port, model, seconds, callers=None, rate=None):
         cmd = [self.tool("client/bertserve-cli"), "--server", f"127.0.0.1:{port}", "--json",
-               "--timeout", "600", "bench", "-m", model, "-d", str(seconds)]
+               "--timeout", "600", "bench", "-m", model, "-d", str(seconds),
+               "--texts", str(self.args.texts_per_request)] + self.words()
         cmd += ["-r", f"{rate:.3f}"] if rate else ["-c", str(callers)]
         result = self.run_json(cmd, timeout=seconds + 600)
         if result["errors"]:
@@ -154,11 +179,16 @@ class Bench:
         result = self.run_json(
             [self.tool("bench/forward_bench"), "--json", "--model", model_dir,
              "--texts", str(texts), "--rounds", str(self.args.rounds),
+             "--device", self.args.device, "--dtype", config_dtype(model_dir),
+             "--matmul-probe", str(self.args.matmul_probe),
              "--max-sequence-length", str(config_int(model_dir, "max_sequence_length", 512)),
-             "--max-batch-tokens", str(config_int(model_dir, "max_batch_tokens", 8192))],
+             "--max-batch-tokens", str(config_int(model_dir, "max_batch_tokens", 8192))]
+            + self.words(),
             timeout=3600)
-        log(f"raw loop: {result['one_per_forward']['sequences_per_second']:.1f} seq/s one per "
-            f"forward, {result['sorted']['sequences_per_second']:.1f} sorted")
+        log(f"raw loop on {result['device']} at {result['dtype']}: "
+            f"{result['one_per_forward']['sequences_per_second']:.1f} seq/s one per "
+            f"forward, {result['sorted']['sequences_per_second']:.1f} sorted, "
+            f"{result['tokens_per_text']:.1f} tokens per text")
         return result
 
     def metrics(self, port, model):
@@ -175,8 +205,8 @@ class Bench:
     def bertserve(self, model_dir, name):
         repository = os.path.dirname(model_dir)
         cmd = [self.tool("server/bertserve"), "--model-repository", repository, "--load", name,
-               "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-               "--log-level", "info"]
+               "--device", self.args.device, "--listen", "127.0.0.1:0",
+               "--metrics-listen", "127.0.0.1:0", "--log-level", "info"]
         server = Process(cmd, r"gRPC listening on \S+:(\d+)", timeout=120)
         runs = {}
         try:
@@ -253,12 +283,16 @@ class Bench:
     def model(self, model_dir, texts, seconds):
         self.seconds = seconds
         name = os.path.basename(os.path.normpath(model_dir))
+        self.full_length = (config_int(model_dir, "max_sequence_length", 512)
+                            if self.args.full_length else 0)
         log(f"{name}: raw libtorch loop on {texts} texts")
         raw = self.raw_loop(model_dir, texts)
         log(f"{name}: bertserve")
         served = self.bertserve(model_dir, name)
-        log(f"{name}: Python baseline")
-        python = self.python_baseline(model_dir, name)
+        python = None
+        if self.args.python:
+            log(f"{name}: Python baseline")
+            python = self.python_baseline(model_dir, name)
         self.report(name, raw, served, python)
 
     # --- the table -----------------------------------------------------------
@@ -274,13 +308,21 @@ class Bench:
         ceiling = max(one["sequences_per_second"], batched["sequences_per_second"])
         limit = raw["max_batch_tokens"]
 
+        matmul = raw["matmul_tflops"] * 1e12  # FLOP/s; 0 without a probe
+
         def row(what, callers, seq_s, p50, p99, cpu_ms, vs_python=None, rows=None):
-            self.rows.append([
+            cells = [
                 name, what, callers, f"{seq_s:.1f}",
                 f"{p50:.1f}" if p50 is not None else "", f"{p99:.1f}" if p99 is not None else "",
-                f"{seq_s / ceiling:.2f}",
-                f"{vs_python:.2f}" if vs_python is not None else "",
-                f"{rows:.1f}" if rows is not None else "", f"{cpu_ms:.2f}"])
+                f"{seq_s / ceiling:.2f}"]
+            if self.args.python:
+                cells.append(f"{vs_python:.2f}" if vs_python is not None else "")
+            cells += [f"{rows:.1f}" if rows is not None else "", f"{cpu_ms:.2f}"]
+            if self.args.matmul_probe:
+                # Model FLOP utilisation: the texts' model FLOPs per second
+                # against the device's measured matrix-product rate.
+                cells.append(f"{seq_s * raw['flops_per_text'] / matmul:.3f}" if matmul else "")
+            self.rows.append(cells)
 
         def cpu_ms(run):
             return run["cpu_seconds"] / max(1, run["sequences"]) * 1e3
@@ -291,16 +333,17 @@ class Bench:
             batched["sequences_per_second"], None, None, batched["cpu_ms_per_text"],
             rows=raw["texts"] / batched["forwards"])
         for callers in self.args.callers:
-            r, p = served[callers], python[callers]
+            r = served[callers]
             row("bertserve, gRPC loopback", callers, r["sequences_per_second"],
                 r["latency_ms"]["p50"], r["latency_ms"]["p99"], cpu_ms(r),
-                vs_python=r["sequences_per_second"] / p["sequences_per_second"],
+                vs_python=(r["sequences_per_second"] / python[callers]["sequences_per_second"]
+                           if python else None),
                 rows=r["rows_per_forward"])
         half = served["half"]
         row(f"bertserve, open loop at {half['rate']:.1f} req/s (half of saturation)", "-",
             half["sequences_per_second"], half["latency_ms"]["p50"], half["latency_ms"]["p99"],
             cpu_ms(half), rows=half["rows_per_forward"])
-        for callers in self.args.callers:
+        for callers in self.args.callers if python else []:
             p = python[callers]
             row("Python grpcio per-request server (BASELINE)", callers,
                 p["sequences_per_second"], p["latency_ms"]["p50"], p["latency_ms"]["p99"],
@@ -310,7 +353,7 @@ class Bench:
         saturation = served[top]["sequences_per_second"] / ceiling
         self.goals.append((f"{name}: bertserve at {top} callers >= 0.95x the ceiling",
                            f"{saturation:.2f}x", saturation >= 0.95))
-        for callers in self.args.callers:
+        for callers in self.args.callers if python else []:
             if callers < 16:
                 continue
             ratio = served[callers]["sequences_per_second"] / python[callers]["sequences_per_second"]
@@ -329,13 +372,20 @@ class Bench:
             f"{name}: the same against a full {limit}-token batch ({full_ms:.0f} ms)",
             f"{p99 / max(full_ms, 1e-9):.2f}x", p99 <= 3 * full_ms))
         if low == 1:
+            baseline = (f", Python baseline {self.outside_forward_us(python[1], raw):.0f}"
+                        if python else "")
             self.overheads.append(
                 f"{name}: CPU us per sequence outside the forward, 1 caller: bertserve "
-                f"{self.outside_forward_us(served[1], raw):.0f}, Python baseline "
-                f"{self.outside_forward_us(python[1], raw):.0f} (a forward: "
+                f"{self.outside_forward_us(served[1], raw):.0f}{baseline} (a forward: "
                 f"{one['cpu_ms_per_text'] * 1e3:.0f} us of CPU per text)")
+        if matmul:
+            self.notes.append(
+                f"{name}: {raw['flops_per_text'] / 1e9:.3g} model GFLOPs per text; the "
+                f"device's {raw['matmul_size']}x{raw['matmul_size']} matrix products at "
+                f"{raw['dtype']}: {raw['matmul_tflops']:.2f} TFLOP/s")
         self.notes.append(
-            f"{name}: raw loop on {raw['texts']} texts ({raw['tokens_per_text']:.1f} tokens "
+            f"{name}: {raw['device']}, {raw['dtype']}; raw loop on {raw['texts']} texts "
+            f"({raw['tokens_per_text']:.1f} tokens "
             f"each on average), best of {raw['rounds']} rounds; server-side split at {top} "
             f"callers, mean ms per request: tokenize "
             f"{served[top]['server_ms']['tokenize']:.2f}, queue "
@@ -345,7 +395,7 @@ class Bench:
     def storm(self, model_dir):
         log(f"batching_bench storm on {model_dir}")
         cmd = [self.tool("bench/batching_bench"), "--model", model_dir,
-               "--requests", str(self.args.storm_requests)]
+               "--device", self.args.device, "--requests", str(self.args.storm_requests)]
         if self.args.storm_clients:
             cmd += ["--clients", str(self.args.storm_clients)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
@@ -367,8 +417,12 @@ class Bench:
             f"{batched / ceiling:.2f}x", None))
 
     def print_table(self):
-        header = ["model", "run", "callers", "seq/s", "p50 ms", "p99 ms", "x ceiling",
-                  "x Python", "rows/forward", "CPU ms/seq"]
+        header = ["model", "run", "callers", "seq/s", "p50 ms", "p99 ms", "x ceiling"]
+        if self.args.python:
+            header.append("x Python")
+        header += ["rows/forward", "CPU ms/seq"]
+        if self.args.matmul_probe:
+            header.append("MFU")
         print()
         print("| " + " | ".join(header) + " |")
         print("|" + "|".join("---" for _ in header) + "|")
@@ -389,8 +443,13 @@ class Bench:
             print(f"  {note}")
         print("  ceiling: the faster raw loop. CPU ms/seq: the process's CPU time (all threads) "
               "per sequence answered.")
-        print("  Python baseline: tokenization is a cached whitespace split + WordPiece "
-              "(near free); one forward per request, under a lock.")
+        if self.args.python:
+            print("  Python baseline: tokenization is a cached whitespace split + WordPiece "
+                  "(near free); one forward per request, under a lock.")
+        if self.args.matmul_probe:
+            print("  MFU: model FLOPs per second (2 x matrix parameters per token, plus "
+                  "attention's 4 x hidden x length per layer) over the measured matrix-product "
+                  "rate.")
         print("  p50 of the raw one-per-forward row is one forward's time.")
 
 
@@ -410,6 +469,19 @@ def main():
                         help="load before the measured runs of each server")
     parser.add_argument("--rounds", type=int, default=2,
                         help="forward_bench --rounds (alternations of the raw loops)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the raw loop and bertserve run (cpu, cuda:N); the dtype "
+                             "is each model's config.pbtxt dtype")
+    parser.add_argument("--full-length", action="store_true",
+                        help="every text cut to exactly the model's max_sequence_length "
+                             "tokens (default: texts of 3 to 60 words)")
+    parser.add_argument("--texts-per-request", type=int, default=1,
+                        help="texts per Classify call of bertserve-cli bench")
+    parser.add_argument("--no-python", dest="python", action="store_false",
+                        help="leave out the Python baseline server")
+    parser.add_argument("--matmul-probe", type=int, default=0, metavar="N",
+                        help="measure the device's N x N matrix-product rate and give model "
+                             "FLOP utilisation against it (0: not)")
     parser.add_argument("--storm-model", help="model directory for batching_bench")
     parser.add_argument("--storm-requests", type=int, default=20,
                         help="batching_bench --requests (per client)")

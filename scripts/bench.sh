@@ -10,6 +10,13 @@
 # ratios, with each goal and whether it held (bench/run_bench.py).
 #
 #   scripts/bench.sh
+#   BENCH_PROFILE=gpu scripts/bench.sh   # on a GPU (scripts/gpu-check.sh runs it)
+#
+# The gpu profile: BERT-Base's and BERT-Large's shapes (hidden 1024, 24
+# layers) at fp16, each with every text exactly 128 and then 512 tokens long;
+# the raw loop and bertserve on the GPU at 1, 16, 64 and 256 callers, model
+# FLOP utilisation against the GPU's measured fp16 matrix-product rate, no
+# Python baseline; then the storm on BERT-Base at 128 tokens.
 #
 # Environment:
 #   BUILD_DIR             build directory (default build/)
@@ -24,6 +31,11 @@
 #   BENCH_QUICK=1         the test's run (CTest bench_tools): the tiny model
 #                         (hidden 64, 2 layers), 1 and 4 callers, 1 s runs;
 #                         checks the tools work, says nothing about speed
+#   BENCH_PROFILE         cpu (default) or gpu, as above
+#   BENCH_DEVICE          the gpu profile's device (default cuda:0; cpu runs
+#                         its steps on the CPU at fp32, as the test does)
+#   BENCH_GPU_MODELS      which of base,large the gpu profile runs (default both)
+#   BENCH_LENGTHS         the gpu profile's text lengths in tokens (default 128,512)
 #   PYTHON                Python with torch and grpcio (default /usr/bin/python3)
 #
 # Nothing is downloaded for the weights (they are random); the vocabulary
@@ -73,8 +85,60 @@ if [[ ! -f $out/vocab.txt ]]; then
   mv "$out/vocab.txt.tmp" "$out/vocab.txt"
 fi
 
+# The gpu profile's model: NAME at LENGTH tokens, from the GEOMETRY model made
+# once per shape (the weights are shared, only config.pbtxt differs).
+#   make_length_variant GEOMETRY LENGTH MAX_BATCH_TOKENS
+make_length_variant() {
+  local from="$out/models/$1" dir="$out/models/$1-$2"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  ln -f "$from/model.pt" "$dir/model.pt" 2>/dev/null || cp "$from/model.pt" "$dir/model.pt"
+  cp "$from/vocab.txt" "$dir/vocab.txt"
+  sed -e "s/^max_sequence_length: .*/max_sequence_length: $2/" \
+      -e "s/^  max_batch_tokens: .*/  max_batch_tokens: $3/" "$from/config.pbtxt" >"$dir/config.pbtxt"
+}
+
 args=(--build "$build_dir")
-if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+if [[ ${BENCH_PROFILE:-cpu} == gpu ]]; then
+  device=${BENCH_DEVICE:-cuda:0}
+  dtype=fp16
+  [[ $device == cpu ]] && dtype=fp32  # fp16 layer norm is CUDA-only in libtorch 1.13
+  args+=(--device "$device" --full-length --no-python --rounds 3)
+  if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+    make_bench_model bert-tiny-$dtype 3 1024 --hidden 64 --layers 2 --heads 2 --intermediate 128 \
+      --max-position 512 --dtype "$dtype"
+    for length in 16 64; do
+      make_length_variant bert-tiny-$dtype $length 1024
+      args+=(--model "$out/models/bert-tiny-$dtype-$length:16")
+    done
+    args+=(--callers "1,4" --seconds 1 --warmup-seconds 0.5 --matmul-probe 128)
+  else
+    geometries=${BENCH_GPU_MODELS:-base,large}
+    # 32768 tokens a forward: 256 texts of 128 tokens, 64 of 512.
+    if [[ $geometries == *base* ]]; then
+      make_bench_model bert-base-$dtype 2 32768 --hidden 768 --layers 12 --heads 12 \
+        --intermediate 3072 --max-position 512 --dtype "$dtype"
+    fi
+    if [[ $geometries == *large* ]]; then
+      make_bench_model bert-large-$dtype 4 32768 --hidden 1024 --layers 24 --heads 16 \
+        --intermediate 4096 --max-position 512 --dtype "$dtype"
+    fi
+    IFS=, read -r -a lengths <<<"${BENCH_LENGTHS:-128,512}"
+    for geometry in base large; do
+      [[ $geometries == *$geometry* ]] || continue
+      for length in "${lengths[@]}"; do
+        make_length_variant "bert-$geometry-$dtype" "$length" 32768
+        args+=(--model "$out/models/bert-$geometry-$dtype-$length:${BENCH_GPU_TEXTS:-512}")
+      done
+    done
+    args+=(--callers "${BENCH_CALLERS:-1,16,64,256}" --seconds "${BENCH_SECONDS:-4}"
+           --matmul-probe 8192)
+    if [[ $geometries == *base* ]]; then
+      args+=(--storm-model "$out/models/bert-base-$dtype-${lengths[0]}"
+             --storm-requests "${BENCH_STORM_REQUESTS:-20}")
+    fi
+  fi
+elif [[ ${BENCH_QUICK:-0} == 1 ]]; then
   make_bench_model bert-tiny 3 1024 --hidden 64 --layers 2 --heads 2 --intermediate 128
   args+=(--model "$out/models/bert-tiny:16" --callers "1,4" --seconds 1 --warmup-seconds 0.5
          --storm-model "$out/models/bert-tiny" --storm-requests 2 --storm-clients 4)

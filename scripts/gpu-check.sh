@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU and PyTorch (no network needed): builds
 # bertserve against that PyTorch's CUDA libtorch, runs the GPU-labelled tests
-# and the placement benchmark on the GPU, and prints a short report.
+# (among them the OOM storm with real CUDA OOMs), the placement benchmark
+# (swap-in against pinned host-to-device bandwidth), the GPU profile of
+# scripts/bench.sh (BERT-Base and BERT-Large shapes in fp16 at 128 and 512
+# tokens: bertserve against the raw libtorch loop, model FLOP utilisation,
+# the batching storm) and one server on every GPU, and prints a short report.
 #
 #   scripts/gpu-bundle.sh            # once, on a Debian 12 machine with network
 #   scripts/gpu-check.sh             # on the GPU machine (carry .deps/gpu-sysroot.tar.xz)
+#   GPU_CHECK_SKIP=bench scripts/gpu-check.sh      # all but the GPU profile
+#   GPU_CHECK_SKIP=tests,devices scripts/gpu-check.sh
 #
-# Uses .deps/gpu-sysroot for the non-torch dependencies when the machine lacks
+# GPU_CHECK_SKIP: comma-separated parts to leave out (tests, placement,
+# bench, devices); the build always runs (a second run reuses it). Uses
+# .deps/gpu-sysroot for the non-torch dependencies when the machine lacks
 # them, and the python3 that has torch (PYTHON to override).
 set -euo pipefail
 
@@ -14,6 +22,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-python3}
 build=${BUILD_DIR:-$here/build-gpu}
 sysroot=$here/.deps/gpu-sysroot
+skip=",${GPU_CHECK_SKIP:-},"
+runs() { [[ $skip != *",$1,"* ]]; }
 
 echo "== GPU"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -70,39 +80,48 @@ if [[ ! -f $big/plain/model.pt ]]; then
   done
 fi
 
-echo "== GPU tests"
 tests_ok=1
-(cd "$build" && BERTSERVE_MEMORY_MODELS=$big ctest -L gpu --output-on-failure) || tests_ok=0
+if runs tests; then
+  echo "== GPU tests"
+  (cd "$build" && BERTSERVE_MEMORY_MODELS=$big ctest -L gpu --output-on-failure) || tests_ok=0
+fi
 
-echo "== placement benchmark (GPU)"
-"$build/bench/placement_bench" --device cuda:0 --model "$build/testdata/models/tt-tuple"
-"$build/bench/placement_bench" --device cuda:0 --model "${BENCH_MODEL:-$big/plain}"
+if runs placement; then
+  echo "== placement benchmark (GPU)"
+  "$build/bench/placement_bench" --device cuda:0 --model "$build/testdata/models/tt-tuple"
+  "$build/bench/placement_bench" --device cuda:0 --model "${BENCH_MODEL:-$big/plain}"
+fi
 
-echo "== batching benchmark (GPU)"
-"$build/bench/batching_bench" --device cuda:0 --model "${BENCH_MODEL:-$big/plain}"
-
-echo "== several devices (--device cuda:all, $(nvidia-smi -L | wc -l) GPU(s))"
-# Every GPU as one server's devices, each with a small budget (2 GiB) so that
-# the four bert-base-sized models contend: the policy places them, each must
-# answer.
-devices_log=$build/gpu-devices.log
-"$build/server/bertserve" --model-repository "$big" --device cuda:all --vram-budget 2GiB \
-  --listen 127.0.0.1:50071 --metrics-listen 127.0.0.1:9471 --load none >"$devices_log" 2>&1 &
-server_pid=$!
-cli=("$build/client/bertserve-cli" --server 127.0.0.1:50071 --timeout 120)
-for _ in $(seq 1 120); do
-  if "${cli[@]}" health 2>/dev/null | grep -q "^readiness *SERVING"; then break; fi
-  sleep 1
-done
-for name in tt-tuple single-logit plain nott-dict; do
-  if ! "${cli[@]}" classify -m "$name" "a short text on every device" >/dev/null; then
-    echo "gpu-check: $name did not answer on cuda:all (see $devices_log)"
+if runs bench; then
+  echo "== GPU profile of scripts/bench.sh"
+  BENCH_PROFILE=gpu BENCH_SKIP_BUILD=1 BUILD_DIR=$build PYTHON=$python "$here/scripts/bench.sh" ||
     tests_ok=0
-  fi
-done
-"${cli[@]}" models list || tests_ok=0
-kill "$server_pid"
-wait "$server_pid" || true
+fi
+
+if runs devices; then
+  echo "== several devices (--device cuda:all, $(nvidia-smi -L | wc -l) GPU(s))"
+  # Every GPU as one server's devices, each with a small budget (2 GiB) so that
+  # the four bert-base-sized models contend: the policy places them, each must
+  # answer.
+  devices_log=$build/gpu-devices.log
+  "$build/server/bertserve" --model-repository "$big" --device cuda:all --vram-budget 2GiB \
+    --listen 127.0.0.1:50071 --metrics-listen 127.0.0.1:9471 --load none >"$devices_log" 2>&1 &
+  server_pid=$!
+  cli=("$build/client/bertserve-cli" --server 127.0.0.1:50071 --timeout 120)
+  for _ in $(seq 1 120); do
+    if "${cli[@]}" health 2>/dev/null | grep -q "^readiness *SERVING"; then break; fi
+    sleep 1
+  done
+  for name in tt-tuple single-logit plain nott-dict; do
+    if ! "${cli[@]}" classify -m "$name" "a short text on every device" >/dev/null; then
+      echo "gpu-check: $name did not answer on cuda:all (see $devices_log)"
+      tests_ok=0
+    fi
+  done
+  "${cli[@]}" models list || tests_ok=0
+  kill "$server_pid"
+  wait "$server_pid" || true
+fi
 
 if ((tests_ok)); then
   echo "== gpu-check: done, GPU tests passed"
