@@ -13,6 +13,10 @@ For each model directory given (model.pt, vocab.txt, config.pbtxt):
   Python baseline bench/python_baseline_server.py, the per-request grpcio
                   server, driven by the same `bertserve-cli bench` runs
 
+Both servers run side by side; at each caller count their closed-loop runs
+alternate (--server-rounds times) and each keeps its fastest, so that drift
+in the machine's speed lands on both alike.
+
 then build/bench/batching_bench (the storm of issue 4) on --storm-model.
 
 --device cuda:N runs the raw loop and bertserve on a GPU, each model at its
@@ -80,6 +84,22 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu_seconds(pid, prefix):
+    """utime + stime of a process's threads whose name starts with `prefix`."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8") as f:
+                if not f.read().startswith(prefix):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
 
 
 class Process:
@@ -202,44 +222,47 @@ class Bench:
             values[name] = float(found.group(1)) if found else 0.0
         return values
 
-    def bertserve(self, model_dir, name):
+    def start_bertserve(self, model_dir, name):
+        """Starts bertserve on the model and warms it up; returns the process
+        and a function that measures one load run against it."""
         repository = os.path.dirname(model_dir)
         cmd = [self.tool("server/bertserve"), "--model-repository", repository, "--load", name,
                "--device", self.args.device, "--listen", "127.0.0.1:0",
                "--metrics-listen", "127.0.0.1:0", "--log-level", "info"]
         server = Process(cmd, r"gRPC listening on \S+:(\d+)", timeout=120)
-        runs = {}
         try:
             port = int(server.match.group(1))
             metrics_port = int(server.wait_for(r"metrics listening on \S+:(\d+)", 60).group(1))
             self.wait_ready(metrics_port, server)
             self.cli_bench(port, name, self.args.warmup_seconds, callers=4)
-            pid = server.proc.pid
-
-            def measured(**load):
-                cpu0, m0 = cpu_seconds(pid), self.metrics(metrics_port, name)
-                result = self.cli_bench(port, name, self.seconds, **load)
-                cpu1, m1 = cpu_seconds(pid), self.metrics(metrics_port, name)
-                forwards = m1["bertserve_batch_size_count"] - m0["bertserve_batch_size_count"]
-                result["cpu_seconds"] = cpu1 - cpu0
-                result["compute_seconds"] = (m1["bertserve_compute_duration_seconds_sum"]
-                                             - m0["bertserve_compute_duration_seconds_sum"])
-                result["forwards"] = forwards
-                result["rows_per_forward"] = (
-                    (m1["bertserve_batch_size_sum"] - m0["bertserve_batch_size_sum"])
-                    / max(1.0, forwards))
-                log(f"bertserve {result['mode']}: {result['sequences_per_second']:.1f} seq/s, "
-                    f"p50 {result['latency_ms']['p50']:.1f} ms, "
-                    f"{result['rows_per_forward']:.1f} rows per forward")
-                return result
-
-            for callers in self.args.callers:
-                runs[callers] = measured(callers=callers)
-            saturation = max(r["sequences_per_second"] for r in runs.values())
-            runs["half"] = measured(rate=saturation / 2)
-        finally:
+        except BaseException:
             server.stop()
-        return runs
+            raise
+        pid = server.proc.pid
+
+        def measured(**load):
+            cpu0, m0 = cpu_seconds(pid), self.metrics(metrics_port, name)
+            exec0 = thread_cpu_seconds(pid, "exec-")
+            result = self.cli_bench(port, name, self.seconds, **load)
+            cpu1, m1 = cpu_seconds(pid), self.metrics(metrics_port, name)
+            exec1 = thread_cpu_seconds(pid, "exec-")
+            forwards = m1["bertserve_batch_size_count"] - m0["bertserve_batch_size_count"]
+            result["cpu_seconds"] = cpu1 - cpu0
+            # The device executors' threads and the OpenMP workers they
+            # started (named after them): the forwards, and the executor's
+            # own batch assembly; everything else is outside the forward.
+            result["executor_cpu_seconds"] = exec1 - exec0
+            result["compute_seconds"] = (m1["bertserve_compute_duration_seconds_sum"]
+                                         - m0["bertserve_compute_duration_seconds_sum"])
+            result["forwards"] = forwards
+            result["rows_per_forward"] = (
+                (m1["bertserve_batch_size_sum"] - m0["bertserve_batch_size_sum"])
+                / max(1.0, forwards))
+            log(f"bertserve {result['mode']}: {result['sequences_per_second']:.1f} seq/s, "
+                f"p50 {result['latency_ms']['p50']:.1f} ms, "
+                f"{result['rows_per_forward']:.1f} rows per forward")
+            return result
+        return server, measured
 
     def wait_ready(self, metrics_port, server):
         deadline = time.monotonic() + 600
@@ -256,29 +279,63 @@ class Bench:
             time.sleep(0.2)
         raise RuntimeError("server not ready in 600 s:\n" + server.tail())
 
-    def python_baseline(self, model_dir, name):
+    def start_python(self, model_dir, name):
+        """As start_bertserve, for the Python baseline server."""
         cmd = [sys.executable, os.path.join(HERE, "python_baseline_server.py"),
                "--model", model_dir]
         server = Process(cmd, r"python baseline listening on \S+:(\d+)", timeout=300)
-        runs = {}
         try:
             port = int(server.match.group(1))
             self.cli_bench(port, name, self.args.warmup_seconds, callers=4)
-            pid = server.proc.pid
-            for callers in self.args.callers:
-                cpu0 = cpu_seconds(pid)
-                result = self.cli_bench(port, name, self.seconds, callers=callers)
-                result["cpu_seconds"] = cpu_seconds(pid) - cpu0
-                result["compute_seconds"] = (result["server_ms"]["compute"] / 1000
-                                             * result["requests_answered"])
-                result["rows_per_forward"] = 1.0
-                log(f"python baseline {callers} callers: "
-                    f"{result['sequences_per_second']:.1f} seq/s, "
-                    f"p50 {result['latency_ms']['p50']:.1f} ms")
-                runs[callers] = result
-        finally:
+        except BaseException:
             server.stop()
-        return runs
+            raise
+        pid = server.proc.pid
+
+        def measured(callers):
+            cpu0 = cpu_seconds(pid)
+            result = self.cli_bench(port, name, self.seconds, callers=callers)
+            result["cpu_seconds"] = cpu_seconds(pid) - cpu0
+            result["compute_seconds"] = (result["server_ms"]["compute"] / 1000
+                                         * result["requests_answered"])
+            result["rows_per_forward"] = 1.0
+            log(f"python baseline {callers} callers: "
+                f"{result['sequences_per_second']:.1f} seq/s, "
+                f"p50 {result['latency_ms']['p50']:.1f} ms")
+            return result
+        return server, measured
+
+    def serve(self, model_dir, name):
+        """bertserve's runs and the Python baseline's (None without it). Both
+        servers stay up side by side, and at each caller count their runs
+        alternate --server-rounds times, each server keeping its fastest run:
+        the machine's speed drifts over minutes (other work on a shared
+        host), and alternating puts both servers under the same drift."""
+        servers = []
+        served, python = {}, ({} if self.args.python else None)
+        try:
+            server, bertserve = self.start_bertserve(model_dir, name)
+            servers.append(server)
+            if python is not None:
+                server, baseline = self.start_python(model_dir, name)
+                servers.append(server)
+
+            def keep_fastest(runs, key, run):
+                if key not in runs or (run["sequences_per_second"]
+                                       > runs[key]["sequences_per_second"]):
+                    runs[key] = run
+
+            for callers in self.args.callers:
+                for _ in range(self.args.server_rounds):
+                    keep_fastest(served, callers, bertserve(callers=callers))
+                    if python is not None:
+                        keep_fastest(python, callers, baseline(callers))
+            saturation = max(r["sequences_per_second"] for r in served.values())
+            served["half"] = bertserve(rate=saturation / 2)
+        finally:
+            for server in servers:
+                server.stop()
+        return served, python
 
     def model(self, model_dir, texts, seconds):
         self.seconds = seconds
@@ -287,12 +344,9 @@ class Bench:
                             if self.args.full_length else 0)
         log(f"{name}: raw libtorch loop on {texts} texts")
         raw = self.raw_loop(model_dir, texts)
-        log(f"{name}: bertserve")
-        served = self.bertserve(model_dir, name)
-        python = None
-        if self.args.python:
-            log(f"{name}: Python baseline")
-            python = self.python_baseline(model_dir, name)
+        log(f"{name}: bertserve" + (" and the Python baseline, alternating"
+                                    if self.args.python else ""))
+        served, python = self.serve(model_dir, name)
         self.report(name, raw, served, python)
 
     # --- the table -----------------------------------------------------------
@@ -371,13 +425,26 @@ class Bench:
         self.goals.append((
             f"{name}: the same against a full {limit}-token batch ({full_ms:.0f} ms)",
             f"{p99 / max(full_ms, 1e-9):.2f}x", p99 <= 3 * full_ms))
+        def outside_threads_us(run):
+            return ((run["cpu_seconds"] - run["executor_cpu_seconds"])
+                    / max(1, run["sequences"]) * 1e6)
+
+        outside = ", ".join(f"{outside_threads_us(served[c]):.0f} at {c} callers"
+                            for c in self.args.callers)
+        executor_ms = (served[low]["executor_cpu_seconds"] / max(1, served[low]["sequences"])
+                       * 1e3)
+        self.overheads.append(
+            f"{name}: bertserve's CPU us per sequence on threads outside the forward (gRPC, "
+            f"parsing, tokenizing, queueing, the response), measured: {outside}; its executor "
+            f"threads: {executor_ms:.1f} ms per sequence at {low} callers (the raw loop: "
+            f"{one['cpu_ms_per_text']:.1f} ms per text)")
         if low == 1:
             baseline = (f", Python baseline {self.outside_forward_us(python[1], raw):.0f}"
                         if python else "")
             self.overheads.append(
-                f"{name}: CPU us per sequence outside the forward, 1 caller: bertserve "
-                f"{self.outside_forward_us(served[1], raw):.0f}{baseline} (a forward: "
-                f"{one['cpu_ms_per_text'] * 1e3:.0f} us of CPU per text)")
+                f"{name}: the same estimated as the server's CPU less the raw loop's for the "
+                f"same tokens, 1 caller: bertserve "
+                f"{self.outside_forward_us(served[1], raw):.0f}{baseline}")
         if matmul:
             self.notes.append(
                 f"{name}: {raw['flops_per_text'] / 1e9:.3g} model GFLOPs per text; the "
@@ -386,7 +453,8 @@ class Bench:
         self.notes.append(
             f"{name}: {raw['device']}, {raw['dtype']}; raw loop on {raw['texts']} texts "
             f"({raw['tokens_per_text']:.1f} tokens "
-            f"each on average), best of {raw['rounds']} rounds; server-side split at {top} "
+            f"each on average), best of {raw['rounds']} rounds; servers: fastest of "
+            f"{self.args.server_rounds} alternating runs; server-side split at {top} "
             f"callers, mean ms per request: tokenize "
             f"{served[top]['server_ms']['tokenize']:.2f}, queue "
             f"{served[top]['server_ms']['queue']:.1f}, compute "
@@ -482,6 +550,9 @@ def main():
     parser.add_argument("--matmul-probe", type=int, default=0, metavar="N",
                         help="measure the device's N x N matrix-product rate and give model "
                              "FLOP utilisation against it (0: not)")
+    parser.add_argument("--server-rounds", type=int, default=2,
+                        help="load runs per server and caller count, alternating between "
+                             "bertserve and the Python baseline; each keeps its fastest")
     parser.add_argument("--storm-model", help="model directory for batching_bench")
     parser.add_argument("--storm-requests", type=int, default=20,
                         help="batching_bench --requests (per client)")

@@ -28,6 +28,8 @@
 #   BENCH_MODELS          which of mini,base to run (default both)
 #   BENCH_CALLERS         closed-loop caller counts (default 1,16,64)
 #   BENCH_STORM_REQUESTS  batching_bench --requests (default 20)
+#   BENCH_SERVER_ROUNDS   load runs per server and caller count, bertserve and
+#                         the Python baseline alternating (default 2)
 #   BENCH_QUICK=1         the test's run (CTest bench_tools): the tiny model
 #                         (hidden 64, 2 layers), 1 and 4 callers, 1 s runs;
 #                         checks the tools work, says nothing about speed
@@ -103,7 +105,7 @@ if [[ ${BENCH_PROFILE:-cpu} == gpu ]]; then
   device=${BENCH_DEVICE:-cuda:0}
   dtype=fp16
   [[ $device == cpu ]] && dtype=fp32  # fp16 layer norm is CUDA-only in libtorch 1.13
-  args+=(--device "$device" --full-length --no-python --rounds 3)
+  args+=(--device "$device" --full-length --no-python --rounds 3 --server-rounds 1)
   if [[ ${BENCH_QUICK:-0} == 1 ]]; then
     make_bench_model bert-tiny-$dtype 3 1024 --hidden 64 --layers 2 --heads 2 --intermediate 128 \
       --max-position 512 --dtype "$dtype"
@@ -141,6 +143,7 @@ if [[ ${BENCH_PROFILE:-cpu} == gpu ]]; then
 elif [[ ${BENCH_QUICK:-0} == 1 ]]; then
   make_bench_model bert-tiny 3 1024 --hidden 64 --layers 2 --heads 2 --intermediate 128
   args+=(--model "$out/models/bert-tiny:16" --callers "1,4" --seconds 1 --warmup-seconds 0.5
+         --server-rounds 1
          --storm-model "$out/models/bert-tiny" --storm-requests 2 --storm-clients 4)
 else
   models=${BENCH_MODELS:-mini,base}
@@ -156,6 +159,7 @@ else
     args+=(--model "$out/models/bert-base:${BENCH_BASE_TEXTS:-48}:${BENCH_BASE_SECONDS:-10}")
   fi
   args+=(--callers "${BENCH_CALLERS:-1,16,64}" --seconds "${BENCH_SECONDS:-6}"
+         --server-rounds "${BENCH_SERVER_ROUNDS:-2}"
          --storm-requests "${BENCH_STORM_REQUESTS:-20}")
 fi
 

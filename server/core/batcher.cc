@@ -8,6 +8,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/core/thread_name.h"
 
 namespace bertserve::core {
 namespace {
@@ -238,7 +239,10 @@ Batcher::Executor* Batcher::ExecutorFor(const std::string& device) {
     slot = std::make_unique<Executor>(&mu_);
     slot->device = device;
     Executor* executor = slot.get();
-    executor->thread = std::thread([this, executor] { Run(executor); });
+    executor->thread = std::thread([this, executor, device] {
+      NameThisThread(absl::StrCat("exec-", device));
+      Run(executor);
+    });
   }
   return slot.get();
 }

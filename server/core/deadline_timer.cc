@@ -1,10 +1,15 @@
 #include "server/core/deadline_timer.h"
 
 #include "absl/time/clock.h"
+#include "server/core/thread_name.h"
 
 namespace bertserve::core {
 
-DeadlineTimer::DeadlineTimer() : thread_([this] { Loop(); }) {}
+DeadlineTimer::DeadlineTimer()
+    : thread_([this] {
+        NameThisThread("deadlines");
+        Loop();
+      }) {}
 
 DeadlineTimer::~DeadlineTimer() {
   {

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "server/core/thread_name.h"
+
 namespace bertserve::core {
 
 absl::Status PlacementQueue::Job::Wait() const {
@@ -43,7 +45,11 @@ void PlacementQueue::Job::OnDone(std::function<void(absl::Status)> callback) con
   callback(status_);
 }
 
-PlacementQueue::PlacementQueue() : worker_([this] { WorkerLoop(); }) {}
+PlacementQueue::PlacementQueue()
+    : worker_([this] {
+        NameThisThread("placement");
+        WorkerLoop();
+      }) {}
 
 PlacementQueue::~PlacementQueue() { Stop(); }
 
@@ -204,6 +210,7 @@ std::shared_ptr<const PlacementQueue::Job> BlockingJobs::Submit(
 }
 
 void BlockingJobs::WorkerLoop(std::shared_ptr<State> state, Task task) {
+  NameThisThread("model-read");
   while (true) {
     absl::Status status = task.work();
     State::Idle idle;

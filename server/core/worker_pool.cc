@@ -2,12 +2,19 @@
 
 #include <utility>
 
+#include "server/core/thread_name.h"
+
 namespace bertserve::core {
 
 WorkerPool::WorkerPool(int threads) {
   if (threads < 1) threads = 1;
   threads_.reserve(threads);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      NameThisThread("worker");
+      Loop();
+    });
+  }
 }
 
 WorkerPool::~WorkerPool() {

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -339,7 +340,11 @@ MetricsHttpServer::MetricsHttpServer(int listen_fd, int wake_read, int wake_writ
     : port_(port),
       registry_(std::move(registry)),
       loop_(std::make_unique<Loop>(this, listen_fd, wake_read, wake_write, limits)),
-      thread_([this] { loop_->Run(); }) {}
+      thread_([this] {
+        // As core::NameThisThread names the server's other threads.
+        pthread_setname_np(pthread_self(), "metrics-http");
+        loop_->Run();
+      }) {}
 
 MetricsHttpServer::~MetricsHttpServer() {
   loop_->Stop();

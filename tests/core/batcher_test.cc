@@ -133,6 +133,18 @@ TEST_F(BatcherTest, WorkConservingByDefault) {
   EXPECT_EQ(Model().forwards() - forwards_before, 1);
 }
 
+// Forwards run on the device's executor thread, named after the device, so
+// that its CPU (and that of the OpenMP workers it starts, which inherit the
+// name) can be told apart from request work's (scripts/bench.sh does).
+TEST_F(BatcherTest, ForwardsRunOnTheDevicesNamedExecutorThread) {
+  Make();
+  const std::vector<EncodedInput> inputs = {Input(4)};
+  std::unique_ptr<Call> call = Submit(inputs);
+  call->answered.WaitForNotification();
+  ExpectRows(*call, inputs);
+  EXPECT_EQ(Model().last_forward_thread(), ("exec-" + device_->name()).substr(0, 15));
+}
+
 TEST_F(BatcherTest, ConcurrentRequestsShareForwardsAndKeepTheirOrder) {
   Make();
   absl::Notification started, release;

@@ -1,5 +1,6 @@
 #include "tests/test_util/fake_model.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -109,8 +110,11 @@ absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
     return core::MarkDeviceLost(absl::InternalError(
         absl::StrCat(device->name(), ": an illegal memory access was encountered")));
   }
+  char thread_name[16] = "";
+  pthread_getname_np(pthread_self(), thread_name, sizeof(thread_name));
   {
     absl::MutexLock lock(&mu_);
+    last_forward_thread_ = thread_name;
     shapes_.emplace_back(batch.batch_size, batch.sequence_length);
     if (!next_failure_.ok()) {
       absl::Status failure = std::move(next_failure_);
@@ -145,6 +149,11 @@ absl::StatusOr<core::Logits> FakeModel::Forward(const core::InputBatch& batch) {
 void FakeModel::FailNextForward(absl::Status status) {
   absl::MutexLock lock(&mu_);
   next_failure_ = std::move(status);
+}
+
+std::string FakeModel::last_forward_thread() const {
+  absl::MutexLock lock(&mu_);
+  return last_forward_thread_;
 }
 
 std::vector<std::pair<int64_t, int64_t>> FakeModel::shapes() const {

@@ -92,6 +92,8 @@ class FakeModel : public core::Model {
   std::vector<std::pair<int64_t, int64_t>> shapes() const ABSL_LOCKS_EXCLUDED(mu_);
   // The next forward notifies `started` and waits for `release`.
   void BlockNextForward(absl::Notification* started, absl::Notification* release);
+  // The name of the thread that ran the latest forward ("" before any).
+  std::string last_forward_thread() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const int num_labels_;
@@ -108,6 +110,7 @@ class FakeModel : public core::Model {
   mutable absl::Mutex mu_;
   absl::Status next_failure_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<int64_t, int64_t>> shapes_ ABSL_GUARDED_BY(mu_);
+  std::string last_forward_thread_ ABSL_GUARDED_BY(mu_);
 };
 
 // A loader with fault and timing knobs. Records how many loads ran at once.
