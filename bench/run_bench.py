@@ -429,14 +429,16 @@ class Bench:
             return ((run["cpu_seconds"] - run["executor_cpu_seconds"])
                     / max(1, run["sequences"]) * 1e6)
 
-        outside = ", ".join(f"{outside_threads_us(served[c]):.0f} at {c} callers"
-                            for c in self.args.callers)
+        outside = ", ".join(
+            f"{outside_threads_us(served[c]):.0f} at {c} caller{'' if c == 1 else 's'}"
+            for c in self.args.callers)
         executor_ms = (served[low]["executor_cpu_seconds"] / max(1, served[low]["sequences"])
                        * 1e3)
         self.overheads.append(
             f"{name}: bertserve's CPU us per sequence on threads outside the forward (gRPC, "
             f"parsing, tokenizing, queueing, the response), measured: {outside}; its executor "
-            f"threads: {executor_ms:.1f} ms per sequence at {low} callers (the raw loop: "
+            f"threads: {executor_ms:.1f} ms per sequence at {low} "
+            f"caller{'' if low == 1 else 's'} (the raw loop: "
             f"{one['cpu_ms_per_text']:.1f} ms per text)")
         if low == 1:
             baseline = (f", Python baseline {self.outside_forward_us(python[1], raw):.0f}"
