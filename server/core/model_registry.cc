@@ -63,7 +63,11 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(ModelReposi
 
 ModelRegistry::ModelRegistry(ModelRepository repository, ModelLoader* loader,
                              RegistryOptions options)
-    : repository_(std::move(repository)), loader_(loader), options_(options) {
+    : repository_(std::move(repository)),
+      loader_(loader),
+      options_(options),
+      placements_([loader] { loader->ReleaseThreadResources(); }),
+      reads_([loader] { loader->ReleaseThreadResources(); }) {
   for (const RegistryDevice& d : options_.devices) {
     auto slot = std::make_unique<DeviceSlot>();
     slot->device = d.device;
@@ -74,7 +78,8 @@ ModelRegistry::ModelRegistry(ModelRepository repository, ModelLoader* loader,
   }
   if (devices_.size() > 1 && devices_[0]->device->has_budget()) {
     for (size_t i = 0; i < devices_.size(); ++i) {
-      lanes_.push_back(std::make_unique<PlacementQueue>());
+      lanes_.push_back(
+          std::make_unique<PlacementQueue>([loader] { loader->ReleaseThreadResources(); }));
     }
   }
 }

@@ -87,6 +87,13 @@ class ModelLoader {
   // Errors name the file at fault: NotFound, InvalidArgument (bad model),
   // ResourceExhausted (no memory).
   virtual absl::StatusOr<std::unique_ptr<Model>> Load(const ModelSource& source) = 0;
+
+  // Called on a placement or read thread after each of its jobs (loads,
+  // placements, warm-up forwards, evictions): gives back what the runtime
+  // keeps per thread for work the device executors do not run (libtorch's
+  // OpenMP team). Those threads work now and then; the executors run every
+  // forward and keep theirs.
+  virtual void ReleaseThreadResources() {}
 };
 
 }  // namespace bertserve::core

@@ -45,8 +45,9 @@ void PlacementQueue::Job::OnDone(std::function<void(absl::Status)> callback) con
   callback(status_);
 }
 
-PlacementQueue::PlacementQueue()
-    : worker_([this] {
+PlacementQueue::PlacementQueue(std::function<void()> after_each_job)
+    : after_each_job_(std::move(after_each_job)),
+      worker_([this] {
         NameThisThread("placement");
         WorkerLoop();
       }) {}
@@ -131,6 +132,7 @@ void PlacementQueue::WorkerLoop() {
     // The work runs outside the lock: it can take seconds and Submit must
     // stay responsive (a duplicate joins this running job).
     absl::Status status = entry.work();
+    if (after_each_job_) after_each_job_();
     {
       absl::MutexLock lock(&mu_);
       active_.erase(entry.key);
@@ -162,6 +164,9 @@ struct BlockingJobs::State {
   // again).
   int busy ABSL_GUARDED_BY(mu) = 0;
   bool stopping ABSL_GUARDED_BY(mu) = false;
+  // Set once, before any thread starts. It runs before `busy` drops, so the
+  // destructor's wait covers it.
+  std::function<void()> after_each_job;
 };
 
 namespace {
@@ -176,7 +181,10 @@ constexpr absl::Duration kIdleThreadLinger = absl::Seconds(60);
 
 }  // namespace
 
-BlockingJobs::BlockingJobs() : state_(std::make_shared<State>()) {}
+BlockingJobs::BlockingJobs(std::function<void()> after_each_job)
+    : state_(std::make_shared<State>()) {
+  state_->after_each_job = std::move(after_each_job);
+}
 
 BlockingJobs::~BlockingJobs() {
   WaitIdle(absl::InfiniteFuture());
@@ -213,6 +221,7 @@ void BlockingJobs::WorkerLoop(std::shared_ptr<State> state, Task task) {
   NameThisThread("model-read");
   while (true) {
     absl::Status status = task.work();
+    if (state->after_each_job) state->after_each_job();
     State::Idle idle;
     struct Wait {
       State* state;

@@ -53,7 +53,9 @@ class PlacementQueue {
     bool finished_ ABSL_GUARDED_BY(mu_) = false;
   };
 
-  PlacementQueue();
+  // `after_each_job`, when given, runs on the worker after every job (before
+  // the job's waiters wake), outside any lock.
+  explicit PlacementQueue(std::function<void()> after_each_job = nullptr);
   ~PlacementQueue();  // Stop()
   // Finishes the running job, cancels the queued ones (their waiters and
   // callbacks get Cancelled) and joins the worker; later jobs are cancelled
@@ -88,6 +90,7 @@ class PlacementQueue {
   // Queued or running jobs by key.
   absl::flat_hash_map<std::string, std::shared_ptr<Job>> active_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  const std::function<void()> after_each_job_;  // before worker_: it starts in the constructor
   std::thread worker_;
 };
 
@@ -101,7 +104,9 @@ class PlacementQueue {
 // Thread-safe.
 class BlockingJobs {
  public:
-  BlockingJobs();
+  // `after_each_job`, when given, runs on a job's thread after its work
+  // (before its waiters wake).
+  explicit BlockingJobs(std::function<void()> after_each_job = nullptr);
   ~BlockingJobs();  // waits for every running job
   BlockingJobs(const BlockingJobs&) = delete;
   BlockingJobs& operator=(const BlockingJobs&) = delete;

@@ -1,5 +1,7 @@
 #include "server/torch/runtime_info.h"
 
+#include <dlfcn.h>
+
 #include <exception>
 
 #include <ATen/Parallel.h>
@@ -37,5 +39,15 @@ absl::Status SetIntraOpThreads(int threads) {
 }
 
 int IntraOpThreads() { return at::get_num_threads(); }
+
+bool ReleaseThreadPool() {
+  // Looked up at run time: bertserve does not link the OpenMP runtime
+  // itself (libtorch does, and which one depends on its build).
+  using PauseResourceAll = int (*)(int kind);
+  static const auto pause =
+      reinterpret_cast<PauseResourceAll>(dlsym(RTLD_DEFAULT, "omp_pause_resource_all"));
+  constexpr int kOmpPauseSoft = 1;  // omp_pause_soft: threads go, settings stay
+  return pause != nullptr && pause(kOmpPauseSoft) == 0;
+}
 
 }  // namespace bertserve::torchrt

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/torch/runtime_info.h"
 #include "server/torch/torch_errors.h"
 
 namespace bertserve::torchrt {
@@ -331,6 +332,8 @@ absl::Status CheckSequenceLength(const torch::jit::Module& module,
 }
 
 }  // namespace
+
+void TorchModelLoader::ReleaseThreadResources() { ReleaseThreadPool(); }
 
 absl::StatusOr<std::unique_ptr<core::Model>> TorchModelLoader::Load(
     const core::ModelSource& source) {

@@ -50,6 +50,7 @@ class TorchModelLoader : public core::ModelLoader {
       : TorchModelLoader(std::vector<TorchDevice*>{device}, cpu) {}
 
   absl::StatusOr<std::unique_ptr<core::Model>> Load(const core::ModelSource& source) override;
+  void ReleaseThreadResources() override;  // ReleaseThreadPool (runtime_info.h)
 
  private:
   const std::vector<TorchDevice*> devices_;

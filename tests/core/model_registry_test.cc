@@ -52,6 +52,32 @@ TEST(ModelRegistryTest, LoadMakesReadyWithBytesAndLabels) {
   EXPECT_EQ(loader.loads(), 1);
 }
 
+// Reads and placements (warm-up forwards included) run on threads that
+// work now and then: after each job the loader gives back what the runtime
+// keeps for them (libtorch's OpenMP team), so that only the device
+// executors hold one.
+TEST(ModelRegistryTest, ReadAndPlacementThreadsReleaseRuntimeResourcesAfterEachJob) {
+  testing::TempRepository repo;
+  repo.AddModel("m", "labels: \"neg\" labels: \"pos\"");
+  testing::FakeDevice device(1 << 20);
+  testing::FakeLoader loader(&device);
+  absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo.root());
+  ASSERT_TRUE(r.ok());
+  RegistryOptions options;
+  options.device = &device;
+  options.vram_budget = 1 << 20;
+  options.host_budget = 1 << 20;
+  auto registry = ModelRegistry::Create(*r, &loader, options);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_TRUE((*registry)->Load("m").ok());
+  // The read's hook runs before the read's job finishes, the placement's
+  // before the placement's: both before Load returns.
+  EXPECT_EQ(loader.released_on(), (std::vector<std::string>{"model-read", "placement"}));
+  ASSERT_TRUE((*registry)->Unload("m").ok());
+  EXPECT_EQ(loader.released_on().size(), 3u);
+  EXPECT_EQ(loader.released_on().back(), "placement");
+}
+
 TEST(ModelRegistryTest, DefaultLabelNames) {
   testing::TempRepository repo;
   repo.AddModel("m");

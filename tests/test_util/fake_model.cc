@@ -174,6 +174,18 @@ std::vector<float> FakeModel::ExpectedRow(const std::vector<int32_t>& ids,
   return row;
 }
 
+void FakeLoader::ReleaseThreadResources() {
+  char name[16] = "";
+  pthread_getname_np(pthread_self(), name, sizeof(name));
+  absl::MutexLock lock(&mu_);
+  released_on_.push_back(name);
+}
+
+std::vector<std::string> FakeLoader::released_on() const {
+  absl::MutexLock lock(&mu_);
+  return released_on_;
+}
+
 absl::StatusOr<std::unique_ptr<core::Model>> FakeLoader::Load(const core::ModelSource& source) {
   std::pair<absl::Notification*, absl::Notification*> block{nullptr, nullptr};
   int labels = 2;

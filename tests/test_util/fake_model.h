@@ -125,6 +125,10 @@ class FakeLoader : public core::ModelLoader {
 
   absl::StatusOr<std::unique_ptr<core::Model>> Load(const core::ModelSource& source) override
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Records the calling thread's name (released_on).
+  void ReleaseThreadResources() override ABSL_LOCKS_EXCLUDED(mu_);
+  // The names of the threads ReleaseThreadResources was called on, in order.
+  std::vector<std::string> released_on() const ABSL_LOCKS_EXCLUDED(mu_);
 
   void FailNextLoad(const std::string& name, absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
   // The next load of `name` notifies `started` and waits for `release`; both
@@ -155,6 +159,7 @@ class FakeLoader : public core::ModelLoader {
   int loads_ ABSL_GUARDED_BY(mu_) = 0;
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   int max_running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> released_on_ ABSL_GUARDED_BY(mu_);
 };
 
 // Writes a model repository under a fresh temporary directory and removes it
