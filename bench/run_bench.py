@@ -515,7 +515,7 @@ class Bench:
               "per sequence answered.")
         if self.args.python:
             print("  Python baseline: tokenization is a cached whitespace split + WordPiece "
-                  "(near free); one forward per request, under a lock.")
+                  "(near free); one forward per request, all on one forward thread.")
         if self.args.matmul_probe:
             print("  MFU: model FLOPs per second (2 x matrix parameters per token, plus "
                   "attention's 4 x hidden x length per layer) over the measured matrix-product "
