@@ -35,13 +35,16 @@ The ceiling is the faster of the two raw loops (sorted batches, unless a
 forward's cost on this machine grows faster than its tokens).
 
 Server CPU per sequence: the server process's CPU time over a run
-(/proc/PID/stat utime + stime) divided by the sequences answered. CPU
-microseconds per sequence outside the forward (gRPC, parsing, tokenizing,
-batching, the response, OpenMP's spin after each forward) are taken at one
-caller, where each forward is one input as in the raw one-per-forward loop:
-the server's CPU time less the raw loop's CPU time per token times the
-tokens answered, per sequence. CPU time, unlike wall time, does not grow
-when other work on the machine takes turns on its cores.
+(/proc/PID/stat utime + stime) divided by the sequences answered.
+bertserve's CPU microseconds per sequence outside the forward (gRPC,
+parsing, tokenizing, queueing, the response) are measured on its threads:
+every thread but those named exec-* (a device's executor and the OpenMP
+workers it starts, which inherit its name). The Python server's threads
+cannot be told apart, so for both servers the bench also prints an
+estimate at one caller, where each forward is one input as in the raw
+one-per-forward loop: the server's CPU time less the raw loop's CPU time
+per token times the tokens answered, per sequence (it includes OpenMP's
+spin between forwards, and drifts with the machine).
 
   bench/run_bench.py --build build --model build/bench-models/bert-mini:512 ...
 """
