@@ -82,11 +82,16 @@ def config_int(model_dir, field, default):
     return int(found.group(1)) if found else default
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+def stat_cpu_seconds(path):
+    """utime + stime, in seconds, of a /proc .../stat file (a process's or a thread's)."""
+    with open(path, encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    return stat_cpu_seconds(f"/proc/{pid}/stat")
 
 
 def thread_cpu_seconds(pid, prefix):
@@ -97,12 +102,10 @@ def thread_cpu_seconds(pid, prefix):
             with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8") as f:
                 if not f.read().startswith(prefix):
                     continue
-            with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            total += stat_cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
         except OSError:  # the thread ended
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
+    return total
 
 
 class Process:

@@ -61,13 +61,23 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(ModelReposi
   return registry;
 }
 
+namespace {
+
+// What placement and read threads run after each job: the loader gives back
+// what the runtime keeps per thread (ModelLoader::ReleaseThreadResources).
+std::function<void()> ReleaseAfterEachJob(ModelLoader* loader) {
+  return [loader] { loader->ReleaseThreadResources(); };
+}
+
+}  // namespace
+
 ModelRegistry::ModelRegistry(ModelRepository repository, ModelLoader* loader,
                              RegistryOptions options)
     : repository_(std::move(repository)),
       loader_(loader),
       options_(options),
-      placements_([loader] { loader->ReleaseThreadResources(); }),
-      reads_([loader] { loader->ReleaseThreadResources(); }) {
+      placements_(ReleaseAfterEachJob(loader)),
+      reads_(ReleaseAfterEachJob(loader)) {
   for (const RegistryDevice& d : options_.devices) {
     auto slot = std::make_unique<DeviceSlot>();
     slot->device = d.device;
@@ -78,8 +88,7 @@ ModelRegistry::ModelRegistry(ModelRepository repository, ModelLoader* loader,
   }
   if (devices_.size() > 1 && devices_[0]->device->has_budget()) {
     for (size_t i = 0; i < devices_.size(); ++i) {
-      lanes_.push_back(
-          std::make_unique<PlacementQueue>([loader] { loader->ReleaseThreadResources(); }));
+      lanes_.push_back(std::make_unique<PlacementQueue>(ReleaseAfterEachJob(loader)));
     }
   }
 }
