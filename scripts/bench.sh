@@ -26,6 +26,7 @@
 #   BENCH_MINI_TEXTS      texts of the raw loop, BERT-Mini (default 512)
 #   BENCH_BASE_TEXTS      texts of the raw loop, BERT-Base (default 48)
 #   BENCH_MODELS          which of mini,base to run (default both)
+#   BENCH_CPU_TOKENS      their max_batch_tokens (default 512, the CPU's default)
 #   BENCH_CALLERS         closed-loop caller counts (default 1,16,64)
 #   BENCH_STORM_REQUESTS  batching_bench --requests (default 20)
 #   BENCH_SERVER_ROUNDS   load runs per server and caller count, bertserve and
@@ -68,7 +69,8 @@ model_makers_init bench "$build_dir/bench-models"
 make_bench_model() {
   local dir="$out/models/$1" seed=$2 tokens=$3
   shift 3
-  if newer_than_inputs "$dir/.complete" "$script_dir/bench.sh" "$script_dir/make_test_model.py"; then
+  if newer_than_inputs "$dir/.complete" "$script_dir/bench.sh" "$script_dir/make_test_model.py" &&
+     grep -qx "  max_batch_tokens: $tokens" "$dir/config.pbtxt"; then
     return
   fi
   rm -rf "$dir"
@@ -147,15 +149,16 @@ elif [[ ${BENCH_QUICK:-0} == 1 ]]; then
          --storm-model "$out/models/bert-tiny" --storm-requests 2 --storm-clients 4)
 else
   models=${BENCH_MODELS:-mini,base}
+  # Both at the plain CPU's default token limit (what a config that sets
+  # none gets there); BENCH_CPU_TOKENS=8192 measures a GPU's default instead.
+  cpu_tokens=${BENCH_CPU_TOKENS:-512}
   if [[ $models == *mini* ]]; then
-    make_bench_model bert-mini 1 8192 --hidden 256 --layers 4 --heads 4 --intermediate 1024 --max-position 512
+    make_bench_model bert-mini 1 "$cpu_tokens" --hidden 256 --layers 4 --heads 4 --intermediate 1024 --max-position 512
     args+=(--model "$out/models/bert-mini:${BENCH_MINI_TEXTS:-512}"
            --storm-model "$out/models/bert-mini")
   fi
   if [[ $models == *base* ]]; then
-    # BERT-Base's limit is lower: the warm-up runs one forward at the limit,
-    # which takes a minute at 8192 tokens on two cores.
-    make_bench_model bert-base 2 2048 --hidden 768 --layers 12 --heads 12 --intermediate 3072 --max-position 512
+    make_bench_model bert-base 2 "$cpu_tokens" --hidden 768 --layers 12 --heads 12 --intermediate 3072 --max-position 512
     args+=(--model "$out/models/bert-base:${BENCH_BASE_TEXTS:-48}:${BENCH_BASE_SECONDS:-10}")
   fi
   args+=(--callers "${BENCH_CALLERS:-1,16,64}" --seconds "${BENCH_SECONDS:-6}"

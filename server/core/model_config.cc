@@ -1,5 +1,6 @@
 #include "server/core/model_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -62,7 +63,8 @@ absl::Status FieldError(const std::string& path, absl::string_view field,
 }  // namespace
 
 absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
-                                                 const std::string& display_path) {
+                                                 const std::string& display_path,
+                                                 ServerDevices devices) {
   v1::ModelConfig config;
   if (absl::Status s = ParseText(text, display_path, &config); !s.ok()) return s;
 
@@ -89,7 +91,13 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
   if (batch->max_batch_tokens() < 0) {
     return FieldError(display_path, "batch.max_batch_tokens", "must not be negative");
   }
-  if (batch->max_batch_tokens() == 0) batch->set_max_batch_tokens(kDefaultMaxBatchTokens);
+  if (batch->max_batch_tokens() == 0) {
+    const bool on_cpu =
+        devices == ServerDevices::kCpu || config.device() == v1::ModelConfig::DEVICE_CPU;
+    batch->set_max_batch_tokens(
+        on_cpu ? std::max<int64_t>(kDefaultCpuMaxBatchTokens, config.max_sequence_length())
+               : kDefaultMaxBatchTokens);
+  }
   if (batch->max_batch_tokens() < config.max_sequence_length()) {
     return FieldError(
         display_path, "batch.max_batch_tokens",
@@ -124,10 +132,10 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
   return config;
 }
 
-absl::StatusOr<v1::ModelConfig> ReadModelConfig(const std::string& path) {
+absl::StatusOr<v1::ModelConfig> ReadModelConfig(const std::string& path, ServerDevices devices) {
   absl::StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) return text.status();
-  return ParseModelConfig(*text, path);
+  return ParseModelConfig(*text, path, devices);
 }
 
 absl::StatusOr<v1::ServerConfig> ReadServerConfig(const std::string& path) {

@@ -19,7 +19,8 @@ namespace bertserve::core {
 namespace fs = std::filesystem;
 
 absl::StatusOr<v1::ModelConfig> ReadConfigIn(const ModelRepository& repository,
-                                             const std::string& directory);  // model_registry.cc
+                                             const std::string& directory,
+                                             ServerDevices devices);  // model_registry.cc
 
 namespace {
 
@@ -52,7 +53,7 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::Build(const std::str
   absl::StatusOr<std::string> dir = repository_.ModelDirectory(name);
   if (!dir.ok()) return dir.status();
   // Re-read the config so edits on disk take effect on the next load.
-  absl::StatusOr<v1::ModelConfig> config = ReadConfigIn(repository_, *dir);
+  absl::StatusOr<v1::ModelConfig> config = ReadConfigIn(repository_, *dir, server_devices());
   if (!config.ok()) return config.status();
 
   auto loaded = std::make_shared<LoadedModel>();

@@ -30,13 +30,14 @@ absl::string_view PlacementKindName(PlacementKind kind) {
 
 // Reads <dir>/config.pbtxt; a directory without one runs with every default.
 absl::StatusOr<v1::ModelConfig> ReadConfigIn(const ModelRepository& repository,
-                                             const std::string& directory) {
+                                             const std::string& directory,
+                                             ServerDevices devices) {
   absl::StatusOr<std::optional<std::string>> path = repository.FileIn(directory, "config.pbtxt");
   if (!path.ok()) return path.status();
   if (!path->has_value()) {
-    return ParseModelConfig("", (fs::path(directory) / "config.pbtxt").string());
+    return ParseModelConfig("", (fs::path(directory) / "config.pbtxt").string(), devices);
   }
-  return ReadModelConfig(**path);
+  return ReadModelConfig(**path, devices);
 }
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(ModelRepository repository,
@@ -115,7 +116,8 @@ void ModelRegistry::Rescan() {
     entry.info.name = name;
     absl::StatusOr<std::string> dir = repository_.ModelDirectory(name);
     absl::StatusOr<v1::ModelConfig> config =
-        dir.ok() ? ReadConfigIn(repository_, *dir) : absl::StatusOr<v1::ModelConfig>(dir.status());
+        dir.ok() ? ReadConfigIn(repository_, *dir, server_devices())
+                 : absl::StatusOr<v1::ModelConfig>(dir.status());
     if (config.ok()) {
       entry.info.config = *config;
     } else {

@@ -18,6 +18,7 @@
 #include "server/core/deadline_timer.h"
 #include "server/core/device.h"
 #include "server/core/device_budget.h"
+#include "server/core/model_config.h"
 #include "server/core/model_repository.h"
 #include "server/core/model_runtime.h"
 #include "server/core/model_state.h"
@@ -415,6 +416,11 @@ class ModelRegistry {
   // processes count) and its allocator's cache.
   int64_t PhysicallyFree(int device) const;
   int DeviceIndex(const std::string& device) const;
+  // What the server executes on, for config defaults: devices of one server
+  // are of one kind.
+  ServerDevices server_devices() const {
+    return options_.device->has_budget() ? ServerDevices::kAccelerator : ServerDevices::kCpu;
+  }
 
   ModelRegistry(ModelRepository repository, ModelLoader* loader, RegistryOptions options);
 

@@ -20,6 +20,37 @@ TEST(ModelConfigTest, EmptyConfigGetsDefaults) {
   EXPECT_EQ(c->model_file(), "model.pt");
 }
 
+// On the plain CPU a batch past the caches runs slower per token, so the
+// token limit a config leaves unset is smaller there, and never below one
+// full-length input.
+TEST(ModelConfigTest, TokenLimitDefaultDependsOnWhereTheModelRuns) {
+  struct Case {
+    const char* text;
+    ServerDevices devices;
+    int64_t want;
+  };
+  const Case cases[] = {
+      {"", ServerDevices::kAccelerator, kDefaultMaxBatchTokens},
+      {"", ServerDevices::kCpu, kDefaultCpuMaxBatchTokens},
+      {"max_sequence_length: 128", ServerDevices::kCpu, kDefaultCpuMaxBatchTokens},
+      {"max_sequence_length: 2048", ServerDevices::kCpu, 2048},
+      {"device: DEVICE_CPU", ServerDevices::kAccelerator, kDefaultCpuMaxBatchTokens},
+      {"device: DEVICE_DEFAULT", ServerDevices::kAccelerator, kDefaultMaxBatchTokens},
+      {"batch { max_batch_tokens: 4096 }", ServerDevices::kCpu, 4096},
+      {"batch { max_batch_tokens: 1024 }", ServerDevices::kAccelerator, 1024},
+  };
+  static_assert(kDefaultCpuMaxBatchTokens < kDefaultMaxBatchTokens);
+  for (const Case& k : cases) {
+    absl::StatusOr<v1::ModelConfig> c = ParseModelConfig(k.text, "c.pbtxt", k.devices);
+    ASSERT_TRUE(c.ok()) << k.text << ": " << c.status();
+    EXPECT_EQ(c->batch().max_batch_tokens(), k.want) << k.text;
+  }
+  // An explicit limit below the length is still an error on the CPU.
+  EXPECT_FALSE(ParseModelConfig("max_sequence_length: 1024 batch { max_batch_tokens: 512 }",
+                                "c.pbtxt", ServerDevices::kCpu)
+                   .ok());
+}
+
 TEST(ModelConfigTest, ParsesEveryField) {
   absl::StatusOr<v1::ModelConfig> c = ParseModelConfig(R"pb(
     labels: "neg" labels: "pos"

@@ -18,12 +18,19 @@ testing::FakeDevice* CpuDevice() {
   return device;
 }
 
+// On the CPU, or on `device` with a 1 MiB budget (and as much host memory).
 std::unique_ptr<ModelRegistry> MakeRegistry(const testing::TempRepository& repo,
-                                            testing::FakeLoader* loader) {
+                                            testing::FakeLoader* loader,
+                                            testing::FakeDevice* device = nullptr) {
   absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo.root());
   EXPECT_TRUE(r.ok());
   RegistryOptions options;
   options.device = CpuDevice();
+  if (device != nullptr) {
+    options.device = device;
+    options.vram_budget = 1 << 20;
+    options.host_budget = 1 << 20;
+  }
   absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
       ModelRegistry::Create(*r, loader, options);
   EXPECT_TRUE(registry.ok()) << registry.status();
@@ -61,21 +68,37 @@ TEST(ModelRegistryTest, ReadAndPlacementThreadsReleaseRuntimeResourcesAfterEachJ
   repo.AddModel("m", "labels: \"neg\" labels: \"pos\"");
   testing::FakeDevice device(1 << 20);
   testing::FakeLoader loader(&device);
-  absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo.root());
-  ASSERT_TRUE(r.ok());
-  RegistryOptions options;
-  options.device = &device;
-  options.vram_budget = 1 << 20;
-  options.host_budget = 1 << 20;
-  auto registry = ModelRegistry::Create(*r, &loader, options);
-  ASSERT_TRUE(registry.ok()) << registry.status();
-  ASSERT_TRUE((*registry)->Load("m").ok());
+  auto registry = MakeRegistry(repo, &loader, &device);
+  ASSERT_TRUE(registry->Load("m").ok());
   // The read's hook runs before the read's job finishes, the placement's
   // before the placement's: both before Load returns.
   EXPECT_EQ(loader.released_on(), (std::vector<std::string>{"model-read", "placement"}));
-  ASSERT_TRUE((*registry)->Unload("m").ok());
+  ASSERT_TRUE(registry->Unload("m").ok());
   EXPECT_EQ(loader.released_on().size(), 3u);
   EXPECT_EQ(loader.released_on().back(), "placement");
+}
+
+// The registry reads configs with the defaults of the devices it places on:
+// the plain CPU's token limit where models run there, a GPU's elsewhere.
+TEST(ModelRegistryTest, TokenLimitDefaultFollowsTheServersDevices) {
+  testing::TempRepository repo;
+  repo.AddModel("plain", "labels: \"neg\" labels: \"pos\"");
+  repo.AddModel("cpu", "labels: \"neg\" labels: \"pos\" device: DEVICE_CPU");
+  repo.AddModel("set", "labels: \"neg\" labels: \"pos\" batch { max_batch_tokens: 2048 }");
+  testing::FakeLoader cpu_loader;
+  auto on_cpu = MakeRegistry(repo, &cpu_loader);
+  ASSERT_TRUE(on_cpu->Load("plain").ok());
+  EXPECT_EQ(on_cpu->Get("plain")->config.batch().max_batch_tokens(), kDefaultCpuMaxBatchTokens);
+  EXPECT_EQ(on_cpu->Get("plain")->batch_token_limit, kDefaultCpuMaxBatchTokens);
+  EXPECT_EQ(on_cpu->Get("cpu")->config.batch().max_batch_tokens(), kDefaultCpuMaxBatchTokens);
+  EXPECT_EQ(on_cpu->Get("set")->config.batch().max_batch_tokens(), 2048);
+
+  testing::FakeDevice device(1 << 20);
+  testing::FakeLoader loader(&device);
+  auto on_gpu = MakeRegistry(repo, &loader, &device);
+  EXPECT_EQ(on_gpu->Get("plain")->config.batch().max_batch_tokens(), kDefaultMaxBatchTokens);
+  EXPECT_EQ(on_gpu->Get("cpu")->config.batch().max_batch_tokens(), kDefaultCpuMaxBatchTokens);
+  EXPECT_EQ(on_gpu->Get("set")->config.batch().max_batch_tokens(), 2048);
 }
 
 TEST(ModelRegistryTest, DefaultLabelNames) {

@@ -94,6 +94,12 @@ class ModelsApiTest(harness.ServerTestCase):
         self.assertEqual(list(status.config.labels), ["negative", "neutral", "positive"])
         self.assertEqual(status.config.batch.max_client_batch_size, 8)
         self.assertEqual(status.config.batch.max_batch_tokens, 1024)
+        # A config that sets no token limit gets the default of where the
+        # model runs: 512 on the plain CPU, 8192 on a GPU.
+        plain = self.get("plain")
+        self.assertEqual(plain.config.batch.max_batch_tokens,
+                         512 if plain.device == "cpu" else 8192, plain.device)
+        self.assertEqual(plain.batch_token_limit, plain.config.batch.max_batch_tokens)
 
     def test_last_used(self):
         # single-logit is used by no other test of this class.
