@@ -2,6 +2,8 @@
 // placement worker, so placements never overlap; the registry lock is held
 // only to read and publish state, never across a copy or a forward.
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <limits>
@@ -34,6 +36,18 @@ tokenizer::NormalizerOptions NormalizerFromConfig(const v1::TokenizerOptions& t)
 }
 
 double SecondsSince(absl::Time start) { return absl::ToDoubleSeconds(absl::Now() - start); }
+
+FileStamp StampOf(const std::string& path) {
+  FileStamp stamp;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return stamp;
+  stamp.exists = true;
+  stamp.device = static_cast<uint64_t>(st.st_dev);
+  stamp.inode = static_cast<uint64_t>(st.st_ino);
+  stamp.size = static_cast<int64_t>(st.st_size);
+  stamp.changed_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  return stamp;
+}
 
 // The length of warm-up's rows: full-length inputs.
 int64_t WarmUpColumns(const v1::ModelConfig& config) {
@@ -84,10 +98,45 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::Build(const std::str
   ModelSource source{name, *dir,
                      model_file->value_or((fs::path(*dir) / config->model_file()).string()),
                      *config};
+  loaded->model_file = StampOf(source.model_path);
   absl::StatusOr<std::unique_ptr<Model>> model = loader_->Load(source);
   if (!model.ok()) return model.status();
   loaded->model = *std::move(model);
+  loaded->source = std::move(source);
   return loaded;
+}
+
+absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::BuildReplica(const std::string& name) {
+  std::shared_ptr<const LoadedModel> primary;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it != models_.end() && it->second.info.state == ModelState::kReady) {
+      primary = it->second.loaded;
+    }
+  }
+  if (primary == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("model \"", name, "\" is no longer READY"));
+  }
+  const ModelSource& source = primary->source;
+  auto changed = [&](absl::string_view when) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        source.model_path, " changed on disk ", when,
+        ": a replica would run other weights than the copy serving; no replica of \"", name,
+        "\" until it is loaded again (Unload, then Load)"));
+  };
+  if (StampOf(source.model_path) != primary->model_file) return changed("since it was read");
+  auto replica = std::make_shared<LoadedModel>();
+  replica->name = name;
+  replica->config = primary->config;
+  replica->source = source;
+  replica->model_file = primary->model_file;
+  replica->tokenizer = primary->tokenizer;
+  absl::StatusOr<std::unique_ptr<Model>> model = loader_->Load(source);
+  if (!model.ok()) return model.status();
+  if (StampOf(source.model_path) != primary->model_file) return changed("while it was read");
+  replica->model = *std::move(model);
+  return replica;
 }
 
 namespace {
@@ -161,6 +210,9 @@ absl::Status ModelRegistry::DoLoadToHost(const std::string& name) {
     Entry& entry = models_[name];
     entry.loaded = loaded;
     entry.budgeted = budgeted;
+    // A new read is a new primary (perhaps of a new file): its replicas need
+    // not wait out a refusal that concerned the last one.
+    entry.last_replica_try = absl::InfinitePast();
     ModelInfo& info = entry.info;
     info.config = loaded->config;
     info.device = model.device();
@@ -514,12 +566,24 @@ absl::Status ModelRegistry::DoPlaceReplica(const std::string& name,
   {
     absl::MutexLock lock(&mu_);
     Entry& entry = models_[name];
-    // What warm-up proved for the primary holds for a copy of the same
-    // files: the replica starts with its labels and token limit.
-    built->labels = entry.loaded->labels;
-    built->token_limit = entry.loaded->token_limit;
-    built->config = entry.loaded->config;
-    built->tokenizer = entry.loaded->tokenizer;
+    // The primary may have been read again meanwhile, from a file that
+    // changed: then this copy is of other weights.
+    if (entry.loaded == nullptr || entry.loaded->model_file != built->model_file) {
+      failed = PlacementEvent(name, PlacementKind::kReplicate, false, SecondsSince(start), weights,
+                              absl::StrCat(built->source.model_path,
+                                           " changed on disk while a replica was read"));
+    } else {
+      // What warm-up proved for the primary holds for a copy of the same
+      // files: the replica starts with its labels and token limit.
+      built->labels = entry.loaded->labels;
+      built->token_limit = entry.loaded->token_limit;
+      built->config = entry.loaded->config;
+      built->tokenizer = entry.loaded->tokenizer;
+    }
+  }
+  if (!failed.ok) {
+    Notify(failed);
+    return absl::FailedPreconditionError(failed.error);
   }
   if (absl::Status s = MakeRoom(name, choice.device, weights, reserve); !s.ok()) return s;
   DeviceSlot& slot = *devices_[choice.device];

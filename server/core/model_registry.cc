@@ -565,8 +565,14 @@ void ModelRegistry::RequestReplica(const std::string& name) {
   reads_
       .Submit(absl::StrCat("replica-read/", name),
               [this, name, finish]() -> absl::Status {
-                absl::StatusOr<std::shared_ptr<LoadedModel>> built = Build(name);
-                if (!built.ok()) return built.status();
+                const absl::Time start = absl::Now();
+                absl::StatusOr<std::shared_ptr<LoadedModel>> built = BuildReplica(name);
+                if (!built.ok()) {
+                  Notify(PlacementEvent(name, PlacementKind::kReplicate, false,
+                                        absl::ToDoubleSeconds(absl::Now() - start), 0,
+                                        std::string(built.status().message())));
+                  return built.status();
+                }
                 SubmitGlobal(absl::StrCat("replica/", name),
                             [this, name, loaded = *std::move(built)]() mutable {
                               return DoPlaceReplica(name, std::move(loaded));

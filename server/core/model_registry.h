@@ -30,10 +30,29 @@ namespace bertserve::core {
 template <typename T>
 class Pending;  // a call in progress with a deadline (model_registry.cc)
 
+// What a model file was when it was read (the file's identity and its
+// size and time of change); `exists` false when it could not be looked at.
+struct FileStamp {
+  bool exists = false;
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  int64_t size = 0;
+  int64_t changed_ns = 0;
+  bool operator==(const FileStamp& other) const {
+    return exists == other.exists && device == other.device && inode == other.inode &&
+           size == other.size && changed_ns == other.changed_ns;
+  }
+  bool operator!=(const FileStamp& other) const { return !(*this == other); }
+};
+
 // Everything a request needs from a placed model. Immutable once published.
 struct LoadedModel {
   std::string name;
   v1::ModelConfig config;             // with defaults filled in
+  // Where its weights were read from, and that file as it was just before:
+  // a replica reads the same file, and only while it is unchanged.
+  ModelSource source;
+  FileStamp model_file;
   std::vector<std::string> labels;    // one per logit
   // Shared by the model's replicas.
   std::shared_ptr<const tokenizer::BertTokenizer> tokenizer;
@@ -474,6 +493,12 @@ class ModelRegistry {
   void EnforceHostBudget() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status DoUnload(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<LoadedModel>> Build(const std::string& name)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads another copy of `name`'s READY primary: its files as the primary
+  // read them (config, tokenizer and labels shared, not read again), refused
+  // with FailedPrecondition when its model file changed on disk since, for
+  // the copy would then run other weights under the same name.
+  absl::StatusOr<std::shared_ptr<LoadedModel>> BuildReplica(const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Every state change goes through SetState, so no edge bypasses

@@ -46,6 +46,7 @@ class MultiDeviceTest : public ::testing::Test {
       absl::MutexLock lock(&mu_);
       events_.push_back(absl::StrCat(PlacementKindName(e.kind), "/", e.model, "/", e.device, "/",
                                      e.reason, e.ok ? "" : "/error"));
+      if (!e.ok) errors_.push_back(e.error);
     });
   }
 
@@ -82,6 +83,11 @@ class MultiDeviceTest : public ::testing::Test {
     absl::MutexLock lock(&mu_);
     return events_;
   }
+  // What the failed events said, in order.
+  std::vector<std::string> Errors() {
+    absl::MutexLock lock(&mu_);
+    return errors_;
+  }
 
   // Waits for an event starting with `prefix` (placements of replicas run in
   // the background); returns it.
@@ -107,6 +113,7 @@ class MultiDeviceTest : public ::testing::Test {
   std::unique_ptr<ModelRegistry> registry_;
   absl::Mutex mu_;
   std::vector<std::string> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
 };
 
 TEST_F(MultiDeviceTest, FreeBudgetFirstThenSmallestIdleEvictionSet) {
@@ -427,6 +434,53 @@ TEST_F(MultiDeviceTest, NoReplicaBeyondMaxReplicasNorInPlaceOfAModelInUse) {
   EXPECT_EQ(WaitForEvent("replicate/hot/"), "replicate/hot///error");
   EXPECT_EQ(registry_->Get("hot")->copies.size(), 1u);
   EXPECT_EQ(DeviceOf("held"), "fake:1");
+  Use("hot");
+}
+
+// A replica reads the model's file again. Once that file has changed on disk
+// (a new version copied over it), the copy would run other weights under the
+// same name: no replica then, and the model keeps serving from its one copy.
+TEST_F(MultiDeviceTest, NoReplicaOfAModelWhoseFileChangedSinceItWasRead) {
+  AddModel("hot", 300, "max_replicas: 2");
+  Make();
+  ASSERT_TRUE(registry_->Load("hot").ok());
+  const int reads = loader_.loads_of("hot");
+  repo_.WriteFile("hot/model.pt", "another version");
+  registry_->RequestReplica("hot");
+  EXPECT_EQ(WaitForEvent("replicate/hot/"), "replicate/hot///error");
+  ASSERT_EQ(Errors().size(), 1u);
+  EXPECT_THAT(Errors()[0], HasSubstr("hot/model.pt changed on disk since it was read"));
+  EXPECT_THAT(Errors()[0], HasSubstr("until it is loaded again"));
+  EXPECT_EQ(loader_.loads_of("hot"), reads);  // not even read
+  EXPECT_EQ(registry_->Get("hot")->copies.size(), 1u);
+  EXPECT_EQ(d1_.allocated(), 0);
+  Use("hot");
+
+  // Loaded again, it reads the new file, and replicas of that are welcome
+  // at once (the refusal concerned the last read).
+  ASSERT_TRUE(registry_->Unload("hot").ok());
+  ASSERT_TRUE(registry_->Load("hot").ok());
+  registry_->RequestReplica("hot");
+  EXPECT_EQ(WaitForEvent("replicate/hot/fake:1"), "replicate/hot/fake:1/free");
+  EXPECT_EQ(registry_->Get("hot")->copies.size(), 2u);
+}
+
+// The file may also change while the replica reads it: that copy is dropped.
+TEST_F(MultiDeviceTest, AReplicaReadWhileItsFileChangesIsDropped) {
+  AddModel("hot", 300, "max_replicas: 2");
+  Make();
+  ASSERT_TRUE(registry_->Load("hot").ok());
+  absl::Notification started, release;
+  loader_.BlockLoad("hot", &started, &release);
+  registry_->RequestReplica("hot");
+  started.WaitForNotification();
+  repo_.WriteFile("hot/model.pt", "another version");
+  release.Notify();
+  EXPECT_EQ(WaitForEvent("replicate/hot/"), "replicate/hot///error");
+  ASSERT_EQ(Errors().size(), 1u);
+  EXPECT_THAT(Errors()[0], HasSubstr("hot/model.pt changed on disk while it was read"));
+  EXPECT_EQ(registry_->Get("hot")->copies.size(), 1u);
+  EXPECT_EQ(d1_.allocated(), 0);
   Use("hot");
 }
 
