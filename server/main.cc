@@ -10,6 +10,8 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -18,6 +20,44 @@
 #include "server/server.h"
 
 namespace {
+
+// The libraries' own log lines in the server's format (one JSON object per
+// line with --log-format json, control characters escaped in text):
+// protobuf's (a client's invalid UTF-8, say) and gRPC's.
+void RouteLibraryLogs() {
+  google::protobuf::SetLogHandler(+[](google::protobuf::LogLevel level, const char* file,
+                                      int line, const std::string& message) {
+    // Its errors are about data from outside (a request's bytes): a warning
+    // for the server, whose answer names the problem to the client.
+    const spdlog::level::level_enum ours =
+        level == google::protobuf::LOGLEVEL_INFO  ? spdlog::level::info
+        : level == google::protobuf::LOGLEVEL_FATAL ? spdlog::level::critical
+                                                    : spdlog::level::warn;
+    bertserve::logging::Log(ours, absl::StrCat("protobuf: ", message),
+                            {{"library", "protobuf"}, {"source", absl::StrCat(file, ":", line)}});
+  });
+  gpr_set_log_function(+[](gpr_log_func_args* args) {
+    const spdlog::level::level_enum ours =
+        args->severity == GPR_LOG_SEVERITY_DEBUG  ? spdlog::level::debug
+        : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                  : spdlog::level::err;
+    bertserve::logging::Log(ours, absl::StrCat("grpc: ", args->message),
+                            {{"library", "grpc"},
+                             {"source", absl::StrCat(args->file, ":", args->line)}});
+  });
+}
+
+// A bound that must be 1 or more; the message names the value (CLI11 puts
+// the flag's name before it).
+CLI::Validator AtLeastOne() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        int64_t n = 0;
+        if (CLI::detail::lexical_cast(value, n) && n >= 1) return std::string();
+        return "must be a whole number, 1 or more, not \"" + value + "\"";
+      },
+      ">=1");
+}
 
 // Flags that were given override the --config file's fields: each flag
 // records how to apply itself once parsing is done.
@@ -160,22 +200,22 @@ int main(int argc, char** argv) {
                  "Inputs one model's batch queue holds before requests are refused with "
                  "RESOURCE_EXHAUSTED" + Default(d.max_queued_inputs_per_model),
                  [](ServerConfig* c, const int64_t& v) { c->set_max_queued_inputs_per_model(v); })
-      ->check(CLI::PositiveNumber);
+      ->check(AtLeastOne());
   f.Add<int64_t>("--max-queued-tokens-per-model",
                  "Tokens one model's batch queue holds before refusing" +
                      Default(d.max_queued_tokens_per_model),
                  [](ServerConfig* c, const int64_t& v) { c->set_max_queued_tokens_per_model(v); })
-      ->check(CLI::PositiveNumber);
+      ->check(AtLeastOne());
   f.Add<int64_t>("--max-queued-inputs",
                  "Inputs all batch queues together hold before refusing" +
                      Default(d.max_queued_inputs),
                  [](ServerConfig* c, const int64_t& v) { c->set_max_queued_inputs(v); })
-      ->check(CLI::PositiveNumber);
+      ->check(AtLeastOne());
   f.Add<int64_t>("--max-queued-tokens",
                  "Tokens all batch queues together hold before refusing" +
                      Default(d.max_queued_tokens),
                  [](ServerConfig* c, const int64_t& v) { c->set_max_queued_tokens(v); })
-      ->check(CLI::PositiveNumber);
+      ->check(AtLeastOne());
   f.Add<S>("--tls-cert",
            "PEM certificate chain for TLS on the gRPC listener (with --tls-key); re-read when "
            "the file changes",
@@ -200,7 +240,14 @@ int main(int argc, char** argv) {
               "Allow model directories and files whose real path leaves the model repository "
               "(default: refused; links inside the repository are always allowed)",
               [](ServerConfig* c) { c->set_follow_symlinks(true); });
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version print and exit 0; every usage error (an unknown
+    // flag, a value that is no number or out of range) exits 2, as bad
+    // values that the server checks itself do.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   ServerConfig config;
   if (!config_file.empty()) {
@@ -222,6 +269,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "bertserve: %s\n", std::string(s.message()).c_str());
     return 2;
   }
+  RouteLibraryLogs();
   absl::StatusOr<std::unique_ptr<bertserve::Server>> server =
       bertserve::Server::BuildAndStart(*options);
   if (!server.ok()) {

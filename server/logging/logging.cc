@@ -85,6 +85,55 @@ class JsonFormatter final : public spdlog::formatter {
   std::unique_ptr<formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
 
+// Control characters (a newline above all) as escapes: text a client chose
+// (a model name, a request's field) must not start a log line of its own.
+// Nothing else changes, so lines without them read as written.
+std::string_view EscapeControls(std::string_view s, std::string* storage) {
+  const auto is_control = [](char ch) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    return c < 0x20 || c == 0x7f;
+  };
+  if (std::none_of(s.begin(), s.end(), is_control)) return s;
+  storage->clear();
+  storage->reserve(s.size() + 16);
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '\n': storage->append("\\n"); break;
+      case '\r': storage->append("\\r"); break;
+      case '\t': storage->append("\\t"); break;
+      default:
+        if (is_control(ch)) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          const char esc[] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+          storage->append(esc, sizeof(esc));
+        } else {
+          storage->push_back(ch);
+        }
+    }
+  }
+  return *storage;
+}
+
+// "[time] [level] message", one line per event whatever the message holds
+// (every spdlog call, not only Log's, goes through it).
+class TextFormatter final : public spdlog::formatter {
+ public:
+  TextFormatter() : pattern_("[%Y-%m-%d %H:%M:%S.%e] [%l] %v") {}
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    std::string storage;
+    const std::string_view payload =
+        EscapeControls(std::string_view(msg.payload.data(), msg.payload.size()), &storage);
+    spdlog::details::log_msg escaped = msg;
+    escaped.payload = spdlog::string_view_t(payload.data(), payload.size());
+    pattern_.format(escaped, dest);
+  }
+  std::unique_ptr<formatter> clone() const override { return std::make_unique<TextFormatter>(); }
+
+ private:
+  spdlog::pattern_formatter pattern_;
+};
+
 }  // namespace
 
 absl::Status Configure(const std::string& format, const std::string& level) {
@@ -98,7 +147,7 @@ absl::Status Configure(const std::string& format, const std::string& level) {
   if (format == "json") {
     logger->set_formatter(std::make_unique<JsonFormatter>());
   } else if (format == "text") {
-    logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+    logger->set_formatter(std::make_unique<TextFormatter>());
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--log-format \"", format, "\" is not one of text, json"));
@@ -144,12 +193,14 @@ void Log(spdlog::level::level_enum level, std::string_view message,
     line += '=';
     const std::string& v = fields[i].value;
     const bool quote =
-        v.empty() || v.find_first_of(" ,()=\"\n") != std::string::npos;
+        v.empty() || v.find_first_of(" ,()=\"\\") != std::string::npos ||
+        std::any_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
     if (quote) {
+      // Control characters are escaped with the whole line (TextFormatter).
       line += '"';
       for (const char c : v) {
         if (c == '"' || c == '\\') line += '\\';
-        line += c == '\n' ? ' ' : c;
+        line += c;
       }
       line += '"';
     } else {

@@ -286,6 +286,26 @@ class FlagTest(unittest.TestCase):
                 self.assertIn(flag, proc.stderr)
                 self.assertIn("must be 0", proc.stderr)
 
+    def test_every_usage_error_exits_2_naming_what_was_wrong(self):
+        cases = [
+            (["--max-queued-inputs", "-3"], "--max-queued-inputs: must be a whole number, 1 or more"),
+            (["--max-queued-tokens-per-model", "0"], "--max-queued-tokens-per-model: must be"),
+            (["--drain-timeout", "abc"], "--drain-timeout"),
+            (["--worker-threads", "1.5"], "--worker-threads"),
+            (["--no-such-flag"], "--no-such-flag"),
+            (["stray"], "stray"),
+            (["--log-format"], "--log-format"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                proc = self.run_server(*args)
+                self.assertEqual(proc.returncode, 2, proc.stderr)
+                self.assertIn(message, proc.stderr)
+        proc = subprocess.run([harness.require_env("BERTSERVE_BIN"), "--help"],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("--max-queued-inputs", proc.stdout)
+
 
 class SequenceLengthTest(harness.ServerTestCase):
     """A config asking for longer inputs than the model's position table."""

@@ -280,6 +280,35 @@ class ManagementAccessTest(harness.ServerTestCase):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("UNIMPLEMENTED", proc.stderr)
 
+    def test_4_every_log_line_is_json_whatever_a_client_sends(self):
+        # A model name that tries to start a line of its own, and text that
+        # is not UTF-8 (protobuf's own complaint about it goes through the
+        # server's log too).
+        forged = 'x\n{"level":"info","message":"audit: forged"}'
+        proc = self.cli("models", "unload", forged)
+        self.assertEqual(proc.returncode, 1, proc.stdout)
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.raw_classify(b"\xff\xfe")
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        audit_events(self.server, lambda e: e["method"] == "Models.Unload" and
+                     e["model"] == forged and e["code"] == "PERMISSION_DENIED")
+        self.server.wait_for_log(lambda line: '"library":"protobuf"' in line,
+                                 "protobuf's complaint about the UTF-8, as JSON")
+        for line in self.server.log().splitlines():
+            if line.strip() and not line.startswith("[harness]"):  # the harness's own notes
+                json.loads(line)  # raises on a line that is not one JSON object
+
+    def raw_classify(self, text_bytes):
+        """Classify with a text field of raw bytes (no Python client would
+        send them): field 1 model, field 2 inputs { field 1 text }."""
+        def field(number, payload):
+            return bytes([number << 3 | 2, len(payload)]) + payload
+        request = field(1, b"plain") + field(2, field(1, text_bytes))
+        call = self.server.channel.unary_unary(
+            "/bertserve.v1.Inference/Classify",
+            request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        return call(request, timeout=30)
+
     def test_3_reflection_is_off_by_default(self):
         call = self.server.channel.stream_stream(
             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
@@ -314,6 +343,20 @@ class TokenTest(harness.ServerTestCase):
             cmd += ["--token-file", token_file]
         return subprocess.run(cmd + list(args), capture_output=True, text=True,
                               timeout=harness.CLI_TIMEOUT_S)
+
+    def test_0_a_model_name_cannot_forge_a_log_line(self):
+        forged = ("x\n[2026-12-07 16:07:00.000] [info] audit: Models.Unload of model "
+                  "\"plain\" succeeded (event=audit, listener=admin, code=OK)")
+        proc = self.cli("models", "load", forged)
+        self.assertEqual(proc.returncode, 1, proc.stdout)
+        self.assertIn("UNAUTHENTICATED", proc.stderr)
+        # The refusal's audit line holds the name, escaped, on one line.
+        lines = self.server.wait_for_log(
+            lambda line: "audit: Models.Load of model \"x\\n[2026-12-07" in line,
+            "the audit line of the forged name")
+        self.assertIn("code=UNAUTHENTICATED", lines[-1])
+        for line in self.server.log().splitlines():
+            self.assertFalse(line.startswith("[2026-12-07 16:07:00.000]"), line)
 
     def test_1_management_needs_the_right_token(self):
         before = access_denied(self.server, "Models.Unload", "UNAUTHENTICATED")

@@ -1,5 +1,6 @@
 #include "server/logging/logging.h"
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -73,6 +74,26 @@ TEST(LoggingTest, TextFormatAppendsFieldsQuotingWhereNeeded) {
   const std::string out = ::testing::internal::GetCapturedStderr();
   EXPECT_THAT(out, HasSubstr("[info] audit (model=m, outcome=\"bad \\\"x\\\", y\", n=3)"));
   EXPECT_THAT(out, ::testing::Not(HasSubstr("below the level")));
+}
+
+// A client's text in a message or a field (a model name with a newline and
+// a forged line after it) stays on its event's one line, escaped.
+TEST(LoggingTest, TextLinesCannotBeSplitByWhatTheyQuote) {
+  ASSERT_TRUE(Configure("text", "info").ok());
+  const std::string forged =
+      "x\n[2026-12-07 16:07:00.000] [info] audit: Models.Unload succeeded\r\x1b[2J\t";
+  ::testing::internal::CaptureStderr();
+  Log(spdlog::level::warn, "audit: Models.Load of model \"" + forged + "\" failed",
+      {{"model", forged}});
+  spdlog::info("plain {}", forged);
+  spdlog::default_logger()->flush();
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos);
+  EXPECT_EQ(out.find('\x1b'), std::string::npos);
+  EXPECT_THAT(out, HasSubstr("model \"x\\n[2026-12-07 16:07:00.000] [info] audit: Models.Unload "
+                             "succeeded\\r\\x1b[2J\\t\" failed (model=\"x\\n[2026"));
+  EXPECT_THAT(out, HasSubstr("[info] plain x\\n[2026"));
 }
 
 TEST(LoggingTest, TextFormatAndLevels) {
