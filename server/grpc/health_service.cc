@@ -125,7 +125,9 @@ void HealthService::SetDeviceLost(bool devices_remain) {
 void HealthService::Shutdown() {
   absl::MutexLock lock(&mu_);
   shut_down_ = true;
-  for (auto& [name, serving] : serving_) serving = false;
+  for (auto& [name, serving] : serving_) {
+    if (name != kLivenessService) serving = false;
+  }
   for (Watcher* w : watchers_) {
     w->Push(StatusOf(w->name()));
     w->Close();

@@ -35,9 +35,11 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   // false), else it stays as it is, since the other devices still serve
   // every model until the restart. Watch streams stay open and see the change.
   void SetDeviceLost(bool devices_remain = false) ABSL_LOCKS_EXCLUDED(mu_);
-  // Every service NOT_SERVING and every Watch stream finished; later changes
-  // are ignored. Call before grpc::Server::Shutdown so watchers do not hold
-  // the drain open.
+  // The drain begins: readiness (every service but liveness) NOT_SERVING,
+  // and every Watch stream finished; later changes are ignored. Liveness
+  // stays as it was: a draining process still works, and an orchestrator
+  // that saw it fail would kill the drain it is waiting for. Call before
+  // grpc::Server::Shutdown so watchers do not hold the drain open.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
   grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context,

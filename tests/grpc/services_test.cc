@@ -245,6 +245,19 @@ TEST_P(ServicesTest, ReadinessWatchSeesTheChange) {
   EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
   EXPECT_FALSE(watch->Read(&update));
   EXPECT_TRUE(watch->Finish().ok());
+  // A draining process still works: liveness stays SERVING, and later
+  // changes are ignored.
+  EXPECT_TRUE(health_.IsServing(kLivenessService));
+  EXPECT_FALSE(health_.IsServing(kReadinessService));
+  health_.SetServing(kReadinessService, true);
+  EXPECT_FALSE(health_.IsServing(kReadinessService));
+  {
+    grpc::ClientContext context;
+    HealthCheckRequest live;
+    HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, live, &response).ok());
+    EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  }
   {
     grpc::ClientContext context;
     HealthCheckRequest unknown;

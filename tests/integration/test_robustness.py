@@ -13,6 +13,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import grpc
 
@@ -267,6 +269,61 @@ class DrainTest(harness.ServerTestCase):
             self.assertTrue(all("draining" in e for e in errors[refused[0]:]), errors)
         self.assertLessEqual(set(errors[:refused[0]] if refused else errors), {""})
         self.assertIn("stopped", server.log())
+
+
+class DrainProbeTest(harness.ServerTestCase):
+    """While a drain waits for a call in flight, the probes on the metrics
+    port say what Kubernetes needs: not ready (no new traffic), still alive
+    (no kill of the drain)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="bertserve-drain-probe-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        repo = copy_models(self.tmp, ["tt-tuple"])
+        # A lone input waits this long for its batch to fill: a call that is
+        # in flight when the signal comes, for as long as the test needs.
+        config = os.path.join(repo, "tt-tuple", "config.pbtxt")
+        with open(config) as f:
+            text = f.read()
+        self.assertIn("max_client_batch_size: 8", text)
+        with open(config, "w") as f:
+            f.write(text.replace("max_client_batch_size: 8",
+                                 "max_client_batch_size: 8 max_queue_delay_us: 3000000"))
+        self.server = harness.Server(repo, load=["tt-tuple"],
+                                     extra_args=["--drain-timeout", "60"])
+        self.addCleanup(self.server.kill)
+        self.server.start()
+        self.server.wait_ready()
+
+    def probe(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.server.metrics_port}{path}",
+                                        timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def test_a_draining_server_is_not_ready_but_alive(self):
+        self.assertEqual((self.probe("/readyz"), self.probe("/healthz")), (200, 200))
+        # The call is in flight once the server counts its input queued.
+        call = self.server.inference.Classify.future(
+            classify_request("tt-tuple", ["in flight"]), timeout=60)
+        deadline = time.monotonic() + 30
+        while not harness.scraped_samples(self.server.metrics_port, "bertserve_queue_depth"
+                                          ).get('{model="tt-tuple"}', 0):
+            self.assertLess(time.monotonic(), deadline, "the call never reached the queue")
+            time.sleep(0.02)
+        self.server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while self.probe("/readyz") != 503:
+            self.assertLess(time.monotonic(), deadline, "readiness never turned")
+            time.sleep(0.02)
+        # Draining, with the call still open: alive.
+        self.assertFalse(call.done())
+        self.assertEqual(self.probe("/healthz"), 200)
+        self.assertEqual(len(call.result().results), 1)
+        code, seconds = self.server.wait_exit(EXIT_WAIT_S)
+        self.assertEqual(code, 0, self.server.log_tail())
 
 
 class FlagTest(unittest.TestCase):
