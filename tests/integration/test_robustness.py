@@ -34,6 +34,17 @@ def copy_models(root, names):
     return repo
 
 
+def edit_config(repo, name, old, new):
+    """Replaces `old` (which must be there) by `new` in the model's config."""
+    config = os.path.join(repo, name, "config.pbtxt")
+    with open(config) as f:
+        text = f.read()
+    if old not in text:
+        raise AssertionError(f"{config} has no {old!r}: {text}")
+    with open(config, "w") as f:
+        f.write(text.replace(old, new))
+
+
 class StuckReadTest(harness.ServerTestCase):
     """No --load: every model is best-effort; `plain` never finishes reading."""
 
@@ -135,11 +146,7 @@ class DrainTest(harness.ServerTestCase):
         self.tmp = tempfile.mkdtemp(prefix="bertserve-drain-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         repo = copy_models(self.tmp, ["tt-tuple"])
-        config = os.path.join(repo, "tt-tuple", "config.pbtxt")
-        with open(config) as f:
-            text = f.read()
-        with open(config, "w") as f:
-            f.write(text.replace("max_client_batch_size: 8", "max_client_batch_size: 64"))
+        edit_config(repo, "tt-tuple", "max_client_batch_size: 8", "max_client_batch_size: 64")
         # Queue bounds above what the clients can have in flight, so that
         # every refusal counted below is the drain's.
         self.server = harness.Server(repo, load=["tt-tuple"], extra_args=[
@@ -282,13 +289,8 @@ class DrainProbeTest(harness.ServerTestCase):
         repo = copy_models(self.tmp, ["tt-tuple"])
         # A lone input waits this long for its batch to fill: a call that is
         # in flight when the signal comes, for as long as the test needs.
-        config = os.path.join(repo, "tt-tuple", "config.pbtxt")
-        with open(config) as f:
-            text = f.read()
-        self.assertIn("max_client_batch_size: 8", text)
-        with open(config, "w") as f:
-            f.write(text.replace("max_client_batch_size: 8",
-                                 "max_client_batch_size: 8 max_queue_delay_us: 3000000"))
+        edit_config(repo, "tt-tuple", "max_client_batch_size: 8",
+                    "max_client_batch_size: 8 max_queue_delay_us: 3000000")
         self.server = harness.Server(repo, load=["tt-tuple"],
                                      extra_args=["--drain-timeout", "60"])
         self.addCleanup(self.server.kill)
@@ -372,11 +374,7 @@ class SequenceLengthTest(harness.ServerTestCase):
         cls.tmp = tempfile.mkdtemp(prefix="bertserve-seqlen-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         repo = copy_models(cls.tmp, ["plain", "tt-tuple"])
-        config = os.path.join(repo, "plain", "config.pbtxt")
-        with open(config) as f:
-            text = f.read()
-        with open(config, "w") as f:
-            f.write(text.replace("max_sequence_length: 128", "max_sequence_length: 512"))
+        edit_config(repo, "plain", "max_sequence_length: 128", "max_sequence_length: 512")
         harness.start_server(cls, repository=repo, load=[])
         cls.server.wait_ready()
 
