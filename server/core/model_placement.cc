@@ -325,6 +325,16 @@ absl::Status ModelRegistry::DoPlace(const std::string& name, int lane) {
       EnforceHostBudget();
       return room;
     }
+  } else {
+    absl::Status pins;
+    {
+      absl::MutexLock lock(&mu_);
+      pins = CheckPins(name);
+    }
+    if (!pins.ok()) {
+      Notify(event(false, SecondsSince(start), pins.message()));
+      return pins;
+    }
   }
   // Checked again in the same step as the change: the model must still be
   // in host memory (nothing else drops it while this worker places, but the
@@ -402,6 +412,18 @@ int64_t ModelRegistry::PhysicallyFree(int device) const {
   return memory.free_bytes + std::max<int64_t>(0, memory.reserved_bytes - memory.allocated_bytes);
 }
 
+absl::Status ModelRegistry::CheckPins(const std::string& name) const {
+  const int count = static_cast<int>(devices_.size());
+  for (int pin : models_.at(name).info.config.devices()) {
+    if (pin >= count) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model \"", name, "\" is pinned to device ", pin, " (config.pbtxt devices) but the ",
+          "server has ", count, count == 1 ? " device" : " devices", " (--device)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::string& name,
                                                                   int64_t weights,
                                                                   int64_t reserve,
@@ -417,13 +439,9 @@ absl::StatusOr<ModelRegistry::Choice> ModelRegistry::ChooseDevice(const std::str
     }
     return false;
   };
+  if (absl::Status pins = CheckPins(name); !pins.ok()) return pins;
   std::vector<int> candidates;
   for (int pin : config.devices()) {
-    if (pin >= count) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "model \"", name, "\" is pinned to device ", pin, " (config.pbtxt devices) but the ",
-          "server has ", count, count == 1 ? " device" : " devices", " (--device)"));
-    }
     if (std::find(candidates.begin(), candidates.end(), pin) == candidates.end()) {
       candidates.push_back(pin);
     }

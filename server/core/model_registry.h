@@ -431,6 +431,9 @@ class ModelRegistry {
   // requests (Fit::kWait); idle replicas of other models count as evictable.
   absl::StatusOr<Choice> ChooseDevice(const std::string& name, int64_t weights, int64_t reserve,
                                       bool replica = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FailedPrecondition when `name`'s config pins it to a device index the
+  // server lacks (on the plain CPU too, where nothing else is chosen).
+  absl::Status CheckPins(const std::string& name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Free bytes `device` has for new allocations: its free memory (other
   // processes count) and its allocator's cache.
   int64_t PhysicallyFree(int device) const;

@@ -101,6 +101,23 @@ TEST(ModelRegistryTest, TokenLimitDefaultFollowsTheServersDevices) {
   EXPECT_EQ(on_gpu->Get("set")->config.batch().max_batch_tokens(), 2048);
 }
 
+// On the plain CPU nothing chooses a device, but a pin to one the server
+// lacks is still refused, as on GPUs.
+TEST(ModelRegistryTest, APinToADeviceTheServerLacksIsRefusedOnTheCpuToo) {
+  testing::TempRepository repo;
+  repo.AddModel("pinned", "labels: \"neg\" labels: \"pos\" devices: [5]");
+  repo.AddModel("first", "labels: \"neg\" labels: \"pos\" devices: [0]");
+  testing::FakeLoader loader;
+  auto registry = MakeRegistry(repo, &loader);
+  absl::StatusOr<ModelInfo> info = registry->Load("pinned");
+  ASSERT_EQ(info.status().code(), absl::StatusCode::kFailedPrecondition) << info.status();
+  EXPECT_THAT(info.status().message(),
+              HasSubstr("pinned to device 5 (config.pbtxt devices) but the server has 1 device"));
+  EXPECT_NE(registry->Get("pinned")->state, ModelState::kReady);
+  EXPECT_FALSE(registry->Acquire("pinned").ok());
+  EXPECT_TRUE(registry->Load("first").ok());
+}
+
 TEST(ModelRegistryTest, DefaultLabelNames) {
   testing::TempRepository repo;
   repo.AddModel("m");
