@@ -328,26 +328,36 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   }
   queue.max_limit = proven;
 
-  auto refuse = [&](absl::string_view what, int64_t have, int64_t want, int64_t bound) {
+  // A request that the bound could never hold, even with the queue empty,
+  // is told so: retrying it would fail forever.
+  auto refuse = [&](absl::string_view what, absl::string_view unit, int64_t have, int64_t want,
+                    int64_t bound, absl::string_view flag) {
+    if (want > bound) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "this request alone is too large for ", what, ": it adds ", want, " ", unit,
+          " and the bound is ", bound, " (", flag, "); split it into smaller requests"));
+    }
     return absl::ResourceExhaustedError(absl::StrCat(
-        "queue full: ", what, " holds ", have, " and this request adds ", want,
+        "queue full: ", what, " holds ", have, " ", unit, " and this request adds ", want,
         ", over the bound of ", bound, "; retry later"));
   };
   if (static_cast<int64_t>(queue.items.size()) + count > options_.max_queued_inputs_per_model) {
-    return refuse(absl::StrCat("model \"", queue.name, "\"'s queue of inputs"),
-                  queue.items.size(), count, options_.max_queued_inputs_per_model);
+    return refuse(absl::StrCat("model \"", queue.name, "\"'s queue"), "inputs",
+                  queue.items.size(), count, options_.max_queued_inputs_per_model,
+                  "--max-queued-inputs-per-model");
   }
   if (queue.queued_tokens + tokens > options_.max_queued_tokens_per_model) {
-    return refuse(absl::StrCat("model \"", queue.name, "\"'s queue of tokens"),
-                  queue.queued_tokens, tokens, options_.max_queued_tokens_per_model);
+    return refuse(absl::StrCat("model \"", queue.name, "\"'s queue"), "tokens",
+                  queue.queued_tokens, tokens, options_.max_queued_tokens_per_model,
+                  "--max-queued-tokens-per-model");
   }
   if (queued_inputs_ + count > options_.max_queued_inputs) {
-    return refuse("the server's queue of inputs", queued_inputs_, count,
-                  options_.max_queued_inputs);
+    return refuse("the server's queues", "inputs", queued_inputs_, count,
+                  options_.max_queued_inputs, "--max-queued-inputs");
   }
   if (queued_tokens_ + tokens > options_.max_queued_tokens) {
-    return refuse("the server's queue of tokens", queued_tokens_, tokens,
-                  options_.max_queued_tokens);
+    return refuse("the server's queues", "tokens", queued_tokens_, tokens,
+                  options_.max_queued_tokens, "--max-queued-tokens");
   }
 
   const absl::Time now = absl::Now();

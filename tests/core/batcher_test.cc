@@ -263,6 +263,16 @@ TEST_F(BatcherTest, QueueBoundRefusesAtOnceAndLosesNothingAccepted) {
   EXPECT_EQ(Submit(two, absl::InfiniteFuture(), &refused), nullptr);
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(refused.message()), HasSubstr("queue full"));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("retry later"));
+  // A request that even an empty queue could not hold is told so, not to
+  // retry.
+  std::vector<EncodedInput> five = {Input(3), Input(3), Input(3), Input(3), Input(3)};
+  EXPECT_EQ(Submit(five, absl::InfiniteFuture(), &refused), nullptr);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("this request alone is too large for model \"m\"'s queue: it adds 5 "
+                        "inputs and the bound is 4 (--max-queued-inputs-per-model); split it"));
+  EXPECT_THAT(std::string(refused.message()), ::testing::Not(HasSubstr("retry")));
   release.Notify();
   for (Call* c : {blocker.get(), a.get(), b.get()}) c->answered.WaitForNotification();
   ExpectRows(*blocker, first);
