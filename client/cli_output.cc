@@ -77,8 +77,12 @@ std::string FormatModels(const v1::ListModelsResponse& response) {
   if (response.models().empty()) out = "(no models in the repository)\n";
   // Every device's memory, so a several-GPU server shows where room is.
   for (const v1::DeviceStatus& d : response.devices()) {
-    absl::StrAppend(&out, absl::StrFormat("device %-8s budget %d bytes, admitted %d, %d models%s\n",
-                                          d.name(), d.budget_bytes(), d.reserved_bytes(),
+    // The plain CPU has no budget (0): models there are only counted.
+    const std::string budget =
+        d.budget_bytes() > 0
+            ? absl::StrFormat("budget %d bytes, admitted %d", d.budget_bytes(), d.reserved_bytes())
+            : std::string("no budget");
+    absl::StrAppend(&out, absl::StrFormat("device %-8s %s, %d models%s\n", d.name(), budget,
                                           d.resident_models(), d.lost() ? ", LOST" : ""));
   }
   return out;

@@ -323,16 +323,24 @@ std::string WithPort(const std::string& address, int port) {
 // Readiness turns SERVING once the startup models settled (or the startup
 // timeout passed): the health service, the metrics gauge and the log.
 void TurnReady(grpcsvc::HealthService& health, metrics::ServerMetrics& metrics, size_t settled,
-               size_t total) {
+               size_t failed, size_t total) {
   health.SetServing(grpcsvc::kReadinessService, true);
   metrics.SetReady(true);
-  spdlog::info("ready: {} of {} startup model(s) settled", settled, total);
+  if (failed == 0) {
+    spdlog::info("ready: {} of {} startup model(s) settled, every one READY", settled, total);
+  } else {
+    // Best-effort startup: the failures were logged each with its reason.
+    spdlog::warn("ready: {} of {} startup model(s) settled, {} of them failed to load (see "
+                 "above; they serve nothing until a load succeeds)",
+                 settled, total, failed);
+  }
 }
 
 // Startup models settle here; readiness follows.
 struct Startup {
   absl::Mutex mu;
   size_t settled ABSL_GUARDED_BY(mu) = 0;
+  size_t failures ABSL_GUARDED_BY(mu) = 0;
   bool failed ABSL_GUARDED_BY(mu) = false;
   bool ready ABSL_GUARDED_BY(mu) = false;
   // Set when draining starts: late load callbacks then touch nothing that
@@ -782,7 +790,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
   const size_t total = p.startup_models.size();
   const bool explicit_load = p.explicit_load;
   // REQUIRES: the startup mutex held.
-  auto turn_ready = [&health, &m, total](size_t settled) { TurnReady(health, m, settled, total); };
+  auto turn_ready = [&health, &m, total](size_t settled, size_t failures) {
+    TurnReady(health, m, settled, failures, total);
+  };
   std::shared_ptr<Startup> startup = p.startup;
   for (const std::string& name : p.startup_models) {
     reg.LoadAsync(name, absl::InfiniteFuture(),
@@ -790,21 +800,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
                     absl::MutexLock lock(&startup->mu);
                     if (startup->closed) return;
                     const size_t settled = ++startup->settled;
-                    if (!info.ok()) startup->failed = true;
+                    if (!info.ok()) {
+                      startup->failed = true;
+                      ++startup->failures;
+                    }
                     if (!info.ok() && explicit_load) {
                       spdlog::error("not ready: model {} named by --load failed to load", name);
                     }
                     if (settled == total && !startup->ready &&
                         (!explicit_load || !startup->failed)) {
                       startup->ready = true;
-                      turn_ready(settled);
+                      turn_ready(settled, startup->failures);
                     }
                   });
   }
   if (total == 0) {
     absl::MutexLock lock(&startup->mu);
     startup->ready = true;
-    turn_ready(0);
+    turn_ready(0, 0);
   }
   return std::unique_ptr<Server>(new Server(std::move(parts)));
 }
@@ -833,7 +846,8 @@ int Server::WaitForSignal() {
                      "ready without them (they keep loading)",
                      p.startup_models.size() - p.startup->settled,
                      p.options.startup_load_timeout_seconds);
-        TurnReady(p.health, *p.metrics, p.startup->settled, p.startup_models.size());
+        TurnReady(p.health, *p.metrics, p.startup->settled, p.startup->failures,
+                  p.startup_models.size());
       }
     }
   }

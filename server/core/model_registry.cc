@@ -228,9 +228,13 @@ MemorySnapshot ModelRegistry::Memory() const {
     snapshot.devices[i].reserved = budgets_[i].ResidentCost();
     snapshot.devices[i].lost = lost_[i];
   }
+  // On the plain CPU nothing is placed on a device index: a model there has
+  // its weights in this process's memory from its read on.
+  const bool plain_cpu = !devices_[0]->device->has_budget();
   for (const auto& [name, entry] : models_) {
     snapshot.host_bytes += entry.info.host_bytes;
     if (entry.device >= 0) ++snapshot.devices[entry.device].resident_models;
+    if (plain_cpu && entry.loaded != nullptr) ++snapshot.devices[0].resident_models;
     for (const Entry::Replica& r : entry.replicas) ++snapshot.devices[r.device].resident_models;
   }
   const DeviceSnapshot& first = snapshot.devices.front();

@@ -481,6 +481,15 @@ class ServerTestCase(unittest.TestCase):
         self.fail(f"expected {[c.name for c in codes]}, the call succeeded")
 
 
+def copy_models(root, names):
+    """A model repository <root>/models holding copies of the test models
+    `names` (to edit or break without touching the shared ones)."""
+    repo = os.path.join(root, "models")
+    for name in names:
+        shutil.copytree(os.path.join(models_dir(), name), os.path.join(repo, name))
+    return repo
+
+
 def make_demo_repo(directory):
     """Runs scripts/make-demo-repo.sh into `directory` (the demo models, as
     scripts/demo.sh serves them); returns the model repository inside it."""

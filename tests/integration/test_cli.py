@@ -107,6 +107,16 @@ class CliAgainstReadyServerTest(CliTestCase):
         self.assertIn(f"model {MODEL}:", proc.stdout)
         self.assertRaises(ValueError, json.loads, proc.stdout)
 
+    def test_models_list_counts_the_models_on_each_device(self):
+        proc = run_cli("models", "list", "--server", self.server.address)
+        self.assertExit(proc, 0)
+        devices = [line for line in proc.stdout.splitlines() if line.startswith("device ")]
+        self.assertTrue(devices, proc.stdout)
+        # MODEL is READY, on the first (here the only) device.
+        self.assertRegex(devices[0], r", [1-9][0-9]* models")
+        if devices[0].split()[1] == "cpu":
+            self.assertIn("no budget", devices[0])  # the plain CPU has none
+
     def test_timeout_after_a_nested_subcommand_is_the_deadline(self):
         # `plain` is not loaded at startup; a millisecond is too short to load it.
         proc = run_cli("models", "load", "plain", "--server", self.server.address,

@@ -175,6 +175,27 @@ class ModelsApiTest(harness.ServerTestCase):
         self.assertIn("NOT_FOUND", proc.stderr)
 
 
+class BestEffortStartupTest(harness.ServerTestCase):
+    """Without --load every model is best-effort: a broken one does not keep
+    the server unready, and the line that says ready counts it."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="bertserve-best-effort-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.server = harness.Server(harness.copy_models(self.tmp, ["tt-tuple", "broken-model"]))
+        self.addCleanup(self.server.kill)
+
+    def test_ready_names_the_startup_models_that_failed(self):
+        server = self.server.start()
+        server.wait_ready()
+        lines = server.wait_for_log(lambda line: "ready: 2 of 2 startup model(s) settled" in line,
+                                    "the ready line")
+        self.assertIn("1 of them failed to load", lines[-1])
+        self.assertIn("[warning]", lines[-1])
+        self.assertEqual(harness.state_name(server.models.Get(
+            models_pb2.GetModelRequest(name="broken-model")).state), "FAILED")
+
+
 class ReadinessTest(harness.ServerTestCase):
     """Liveness comes first; readiness waits for the startup models. The load
     of `plain` blocks on a FIFO until the test writes the model into it."""

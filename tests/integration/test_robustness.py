@@ -19,19 +19,12 @@ import urllib.request
 import grpc
 
 import harness
-from harness import classify_request, models_pb2
+from harness import classify_request, copy_models, models_pb2
 
 DRAIN_S = 1.0
 # How long the tests wait for an exit they expect; the figures printed are
 # what was measured.
 EXIT_WAIT_S = 60.0
-
-
-def copy_models(root, names):
-    repo = os.path.join(root, "models")
-    for name in names:
-        shutil.copytree(os.path.join(harness.models_dir(), name), os.path.join(repo, name))
-    return repo
 
 
 def edit_config(repo, name, old, new):
