@@ -13,6 +13,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include <grpc/grpc.h>
@@ -874,8 +875,24 @@ int Server::Drain(int signal_number) {
     p.startup->closed = true;
   }
   const absl::Time deadline = absl::Now() + absl::Seconds(p.options.drain_timeout_seconds);
-  spdlog::info("received {}; draining (up to {} s)", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
-               p.options.drain_timeout_seconds);
+  spdlog::info("received {}; draining (up to {} s; a second SIGTERM or SIGINT exits at once)",
+               signal_number == SIGTERM ? "SIGTERM" : "SIGINT", p.options.drain_timeout_seconds);
+  // An operator who will not wait for the drain signals again: the process
+  // exits now, with the shell's code for death by that signal. (Every
+  // thread blocks these signals; this one takes the next.)
+  std::thread([] {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    int second = 0;
+    if (sigwait(&signals, &second) != 0) return;
+    spdlog::warn("received {} while draining; exiting now without finishing the drain (exit "
+                 "code {})",
+                 second == SIGTERM ? "SIGTERM" : "SIGINT", 128 + second);
+    spdlog::shutdown();
+    std::_Exit(128 + second);
+  }).detach();
   p.health.Shutdown();
   p.metrics->SetReady(false);
   p.inference->StartDraining();

@@ -280,10 +280,10 @@ class DrainProbeTest(harness.ServerTestCase):
         self.tmp = tempfile.mkdtemp(prefix="bertserve-drain-probe-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         repo = copy_models(self.tmp, ["tt-tuple"])
-        # A lone input waits this long for its batch to fill: a call that is
-        # in flight when the signal comes, for as long as the test needs.
+        # A lone input waits 5 s for its batch to fill: a call that is in
+        # flight when the signal comes, for as long as the test needs.
         edit_config(repo, "tt-tuple", "max_client_batch_size: 8",
-                    "max_client_batch_size: 8 max_queue_delay_us: 3000000")
+                    "max_client_batch_size: 8 max_queue_delay_us: 5000000")
         self.server = harness.Server(repo, load=["tt-tuple"],
                                      extra_args=["--drain-timeout", "60"])
         self.addCleanup(self.server.kill)
@@ -319,6 +319,19 @@ class DrainProbeTest(harness.ServerTestCase):
         self.assertEqual(len(call.result().results), 1)
         code, seconds = self.server.wait_exit(EXIT_WAIT_S)
         self.assertEqual(code, 0, self.server.log_tail())
+
+    def test_a_second_signal_ends_the_drain_at_once(self):
+        call = self.server.inference.Classify.future(
+            classify_request("tt-tuple", ["in flight"]), timeout=60)
+        self.server.proc.send_signal(signal.SIGTERM)
+        # The drain has begun (its 60 s would outlast the test's patience).
+        self.server.wait_for_log(lambda line: "draining (up to 60" in line, "the drain")
+        self.server.proc.send_signal(signal.SIGINT)
+        code, seconds = self.server.wait_exit(EXIT_WAIT_S)
+        print(f"\nexit {code} {seconds:.2f} s after the second signal")
+        self.assertEqual(code, 128 + signal.SIGINT, self.server.log_tail())
+        self.assertIn("received SIGINT while draining; exiting now", self.server.log())
+        self.assertFalse(call.done() and call.exception() is None, "the call was answered")
 
 
 class FlagTest(unittest.TestCase):
