@@ -500,6 +500,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
       core::ModelRepository::Open(o.model_repository, o.follow_symlinks);
   if (!repository.ok()) return repository.status();
   p.repository = std::make_unique<core::ModelRepository>(*std::move(repository));
+  // A directory whose name is no model name is never served: say so once,
+  // rather than leave an operator wondering where the model went.
+  if (auto unserved = p.repository->UnservedDirectories(); unserved.ok()) {
+    for (const auto& [directory, reason] : *unserved) {
+      logging::Log(spdlog::level::warn,
+                   absl::StrCat("model repository: directory \"", directory,
+                                "\" is not served: ", reason, "; rename it to serve it"),
+                   {{"directory", directory}});
+    }
+  }
   // Before any forward pass: the executor threads pick the setting up.
   if (absl::Status s = torchrt::SetIntraOpThreads(o.intra_op_threads); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--intra-op-threads: ", s.message()));

@@ -22,7 +22,7 @@ absl::Status ValidateModelName(absl::string_view name) {
     const unsigned char c = static_cast<unsigned char>(name[i]);
     if (absl::ascii_isalnum(c) || c == '_' || c == '.' || c == '-') continue;
     return absl::InvalidArgumentError(absl::StrFormat(
-        "model name \"%s\" has character %s at position %d; allowed are "
+        "model name \"%s\" has character '%s' at position %d; allowed are "
         "[A-Za-z0-9_.-]",
         absl::CHexEscape(name), absl::CHexEscape(name.substr(i, 1)), i));
   }

@@ -86,6 +86,26 @@ absl::StatusOr<std::vector<std::string>> ModelRepository::ListModels() const {
   return names;
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+ModelRepository::UnservedDirectories() const {
+  std::error_code ec;
+  fs::directory_iterator it(root_, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot list model repository ", root_, ": ", ec.message()));
+  }
+  std::vector<std::pair<std::string, std::string>> unserved;
+  for (const fs::directory_entry& entry : it) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.' || !entry.is_directory(ec)) continue;
+    if (absl::Status s = ValidateModelName(name); !s.ok()) {
+      unserved.emplace_back(name, std::string(s.message()));
+    }
+  }
+  std::sort(unserved.begin(), unserved.end());
+  return unserved;
+}
+
 absl::StatusOr<std::string> ModelRepository::ModelDirectory(const std::string& name) const {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   absl::StatusOr<std::vector<std::string>> names = ListModels();

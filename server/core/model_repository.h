@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -27,6 +28,10 @@ class ModelRepository {
 
   // Names of the model directories, sorted.
   absl::StatusOr<std::vector<std::string>> ListModels() const;
+  // Directories ListModels passes over because their names are no model
+  // names ("my model", "x:y"), each with the reason; hidden ones (".git",
+  // a ConfigMap's "..data") are not listed here either.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UnservedDirectories() const;
 
   // The directory of `name` if the repository lists it, NotFound otherwise;
   // PermissionDenied if it leaves the repository (see above).

@@ -29,6 +29,12 @@ TEST(ModelRepositoryTest, ListsOnlyLegalModelDirectories) {
   absl::StatusOr<std::vector<std::string>> names = r->ListModels();
   ASSERT_TRUE(names.ok());
   EXPECT_THAT(*names, ElementsAre("a.model", "b-model"));
+  // What it passed over, and why (hidden directories and files aside).
+  auto unserved = r->UnservedDirectories();
+  ASSERT_TRUE(unserved.ok()) << unserved.status();
+  ASSERT_EQ(unserved->size(), 1u);
+  EXPECT_EQ((*unserved)[0].first, "bad name");
+  EXPECT_THAT((*unserved)[0].second, ::testing::HasSubstr("has character ' ' at position 3"));
 }
 
 TEST(ModelRepositoryTest, DirectoryOnlyForListedNames) {

@@ -182,7 +182,10 @@ class BestEffortStartupTest(harness.ServerTestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="bertserve-best-effort-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.server = harness.Server(harness.copy_models(self.tmp, ["tt-tuple", "broken-model"]))
+        repo = harness.copy_models(self.tmp, ["tt-tuple", "broken-model"])
+        # A model whose directory name is no model name is never served.
+        shutil.copytree(os.path.join(repo, "tt-tuple"), os.path.join(repo, "my model"))
+        self.server = harness.Server(repo)
         self.addCleanup(self.server.kill)
 
     def test_ready_names_the_startup_models_that_failed(self):
@@ -194,6 +197,9 @@ class BestEffortStartupTest(harness.ServerTestCase):
         self.assertIn("[warning]", lines[-1])
         self.assertEqual(harness.state_name(server.models.Get(
             models_pb2.GetModelRequest(name="broken-model")).state), "FAILED")
+        # The directory it could not serve is named, with the reason.
+        self.assertIn('directory "my model" is not served: model name "my model" has '
+                      "character ' ' at position 2", server.log())
 
 
 class ReadinessTest(harness.ServerTestCase):
