@@ -901,8 +901,9 @@ absl::Status ModelRegistry::WarmUp(const std::string& name, LoadedModel& loaded)
   if (num_labels < 1) return absl::InvalidArgumentError("the model produced no logits");
   if (config.labels_size() > 0 && config.labels_size() != num_labels) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "config.pbtxt: field labels: has ", config.labels_size(), " names but ",
-        config.model_file(), " produces ", num_labels, " logits"));
+        (fs::path(loaded.source.directory) / "config.pbtxt").string(), ": field labels: has ",
+        config.labels_size(), " names but ", loaded.source.model_path, " produces ", num_labels,
+        " logits"));
   }
   loaded.labels.clear();
   for (int i = 0; i < num_labels; ++i) {

@@ -170,7 +170,9 @@ TEST(ModelRegistryTest, LabelCountMismatchFails) {
   auto registry = MakeRegistry(repo, &loader);
   absl::StatusOr<ModelInfo> info = registry->Load("m");
   ASSERT_FALSE(info.ok());
-  EXPECT_THAT(std::string(info.status().message()), HasSubstr("labels"));
+  EXPECT_THAT(std::string(info.status().message()),
+              HasSubstr(repo.root() + "/m/config.pbtxt: field labels: has 1 names but " +
+                        repo.root() + "/m/model.pt produces 2 logits"));
   EXPECT_EQ(registry->Get("m")->state, ModelState::kFailed);
 }
 
