@@ -18,6 +18,7 @@
 
 #include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/impl/server_builder_plugin.h>
@@ -337,6 +338,31 @@ void TurnReady(grpcsvc::HealthService& health, metrics::ServerMetrics& metrics, 
   }
 }
 
+// What the admin listener does not serve (inference, health, reflection)
+// is answered UNIMPLEMENTED with where to call it, not gRPC's bare code.
+class AdminElsewhere final : public grpc::CallbackGenericService {
+ public:
+  explicit AdminElsewhere(std::string listen) : listen_(std::move(listen)) {}
+
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* context) override {
+    class Refusal final : public grpc::ServerGenericBidiReactor {
+     public:
+      explicit Refusal(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    return new Refusal(grpc::Status(
+        grpc::StatusCode::UNIMPLEMENTED,
+        absl::StrCat(context->method().substr(0, 256),
+                     " is not served on the admin listener (--admin-listen), which serves "
+                     "bertserve.v1.Models only; call it on the gRPC listener (--listen ",
+                     listen_, ")")));
+  }
+
+ private:
+  const std::string listen_;
+};
+
 // Startup models settle here; readiness follows.
 struct Startup {
   absl::Mutex mu;
@@ -483,6 +509,7 @@ struct Server::Parts {
   // inference.GRPCInferenceService (Open Inference Protocol) beside them.
   std::unique_ptr<grpcsvc::V2InferenceService> v2;
   std::unique_ptr<grpcsvc::ModelsService> admin_models;
+  std::unique_ptr<grpc::CallbackGenericService> admin_elsewhere;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<grpc::Server> admin_server;
   std::shared_ptr<Startup> startup = std::make_shared<Startup>();
@@ -742,6 +769,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
     builder->SetMaxReceiveMessageSize(static_cast<int>(o.max_grpc_message_bytes));
     builder->SetMaxSendMessageSize(static_cast<int>(o.max_grpc_message_bytes));
   };
+  std::string grpc_address;  // the main listener, its port chosen
   {
     grpc::ServerBuilder builder;
     int port = 0;
@@ -756,7 +784,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
       return absl::UnavailableError(
           absl::StrCat("cannot listen for gRPC on ", o.listen, ": ", WhyCannotListen(o.listen)));
     }
-    spdlog::info("gRPC listening on {} ({})", WithPort(o.listen, port),
+    grpc_address = WithPort(o.listen, port);
+    spdlog::info("gRPC listening on {} ({})", grpc_address,
                  o.tls_cert_file.empty()          ? "plaintext"
                  : o.tls_client_ca_file.empty() ? "TLS"
                                                 : "mutual TLS");
@@ -773,6 +802,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
     builder.AddListeningPort(o.admin_listen, grpc::InsecureServerCredentials(), &port);
     configure(&builder);
     builder.RegisterService(p.admin_models.get());
+    p.admin_elsewhere = std::make_unique<AdminElsewhere>(grpc_address);
+    builder.RegisterCallbackGenericService(p.admin_elsewhere.get());
     p.admin_server = builder.BuildAndStart();
     if (p.admin_server == nullptr || (port == 0 && !absl::StartsWith(o.admin_listen, "unix:"))) {
       p.grpc_server->Shutdown(absl::ToChronoTime(absl::Now()));

@@ -279,6 +279,11 @@ class ManagementAccessTest(harness.ServerTestCase):
         proc = self.cli("classify", "-m", "plain", "hi", server=self.server.admin_address)
         self.assertEqual(proc.returncode, 1)
         self.assertIn("UNIMPLEMENTED", proc.stderr)
+        # The refusal says where to go.
+        self.assertIn("/bertserve.v1.Inference/Classify is not served on the admin listener",
+                      proc.stderr)
+        self.assertIn(f"call it on the gRPC listener (--listen {self.server.address})",
+                      proc.stderr)
 
     def test_4_every_log_line_is_json_whatever_a_client_sends(self):
         # A model name that tries to start a line of its own, and text that
