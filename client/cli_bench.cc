@@ -96,7 +96,10 @@ int RunBench(Client& client, const BenchOptions& o, bool json) {
       } else {
         ++tally.errors[CodeName(status.error_code())];
       }
-      again = o.rate == 0 && Clock::now() < stop;
+      // A caller whose server is unreachable (or draining) stops rather
+      // than hammer it with calls that fail at once.
+      again = o.rate == 0 && Clock::now() < stop &&
+              status.error_code() != grpc::StatusCode::UNAVAILABLE;
       if (!again) {
         --tally.in_flight;
         tally.idle.notify_all();
@@ -127,8 +130,10 @@ int RunBench(Client& client, const BenchOptions& o, bool json) {
   if (progress) {
     reporter = std::thread([&] {
       std::unique_lock<std::mutex> lock(tally.mu);
+      // Closed loop: no caller left (each stops at the end, or early on
+      // UNAVAILABLE); open loop: the end, and nothing in flight.
       while (!tally.idle.wait_until(lock, Clock::now() + std::chrono::seconds(1), [&] {
-        return Clock::now() >= stop && tally.in_flight == 0;
+        return tally.in_flight == 0 && (o.rate == 0 || Clock::now() >= stop);
       })) {
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         int64_t errors = 0;

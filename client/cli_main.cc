@@ -46,9 +46,22 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("bertserve-cli ") + PROJECT_VERSION,
                        "Print the version and exit");
-  app.add_option("--server", options.server, "Server address HOST:PORT")
+  app.add_option("--server", options.server, "Server address HOST:PORT or unix:PATH")
       ->envname("BERTSERVE_SERVER")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& address) -> std::string {
+            if (address.rfind("unix:", 0) == 0 && address.size() > 5) return std::string();
+            const size_t colon = address.rfind(':');
+            int port = 0;
+            if (colon == std::string::npos || colon == 0 ||
+                !CLI::detail::lexical_cast(address.substr(colon + 1), port) || port < 1 ||
+                port > 65535) {
+              return "\"" + address + "\" is not HOST:PORT (PORT 1-65535) or unix:PATH";
+            }
+            return std::string();
+          },
+          "HOST:PORT"));
   app.add_flag("--json", options.json, "Print the response as one JSON document");
   app.add_option("--timeout", options.timeout_seconds, "RPC deadline in seconds")
       ->check(CLI::Range(0.001, 86400.0))
@@ -115,12 +128,22 @@ int main(int argc, char** argv) {
   CLI::App* bench = app.add_subcommand(
       "bench", "Load the server with Classify calls and report throughput and latency");
   bench->add_option("-m,--model", bench_options.model, "Model name")->required();
-  bench->add_option("-c,--concurrency", bench_options.concurrency,
-                    "Closed loop: callers, each sending when its last call is answered")
-      ->capture_default_str();
+  CLI::Option* concurrency =
+      bench->add_option("-c,--concurrency", bench_options.concurrency,
+                        "Closed loop: callers, each sending when its last call is answered "
+                        "(one that gets UNAVAILABLE stops)")
+          ->capture_default_str();
   bench->add_option("-r,--rate", bench_options.rate,
                     "Open loop: requests per second at Poisson arrival times (instead of "
-                    "--concurrency)");
+                    "--concurrency)")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            double rate = 0;
+            if (CLI::detail::lexical_cast(value, rate) && rate > 0) return std::string();
+            return "must be a number of requests per second above 0, not \"" + value + "\"";
+          },
+          ">0"))
+      ->excludes(concurrency);
   bench->add_option("-d,--duration", bench_options.duration_seconds,
                     "Seconds of sending (calls in flight at the end are awaited)")
       ->capture_default_str();

@@ -183,6 +183,14 @@ class CliAgainstReadyServerTest(CliTestCase):
                        "--server", self.server.address)
         self.assertExit(proc, 1, "bench of an unknown model")
         self.assertGreater(json.loads(proc.stdout)["errors"]["NOT_FOUND"], 0)
+        # A caller whose server cannot be reached stops instead of hammering
+        # it: one call each, however long the run was to be.
+        proc = run_cli("bench", "-m", MODEL, "--duration", "600", "--concurrency", "4", "--json",
+                       "--server", closed_address())
+        self.assertExit(proc, 1, "bench of a closed port")
+        doc = json.loads(proc.stdout)
+        self.assertEqual(doc["requests_sent"], 4)
+        self.assertEqual(doc["errors"], {"UNAVAILABLE": 4})
 
 
 class CliUsageTest(CliTestCase):
@@ -201,6 +209,11 @@ class CliUsageTest(CliTestCase):
             "--timeout zero": ["--timeout", "0", "health"],
             "--top-k not a number": ["classify", "-m", MODEL, "--top-k", "one", "t"],
             "more --pair than texts": ["classify", "-m", MODEL, "a", "--pair", "x", "--pair", "y"],
+            "--server port out of range": ["--server", "127.0.0.1:99999", "health"],
+            "--server without a port": ["--server", "localhost", "health"],
+            "--server empty": ["--server", "", "health"],
+            "--rate zero": ["bench", "-m", MODEL, "--rate", "0"],
+            "--rate and --concurrency": ["bench", "-m", MODEL, "--rate", "5", "-c", "4"],
         }
         for what, args in cases.items():
             proc = run_cli(*args, env={"BERTSERVE_SERVER": closed_address()})
