@@ -199,6 +199,13 @@ absl::Status ModelRegistry::DoLoadToHost(const std::string& name) {
     Transition(name, ModelState::kFailed, reason);
     Notify({name, PlacementKind::kLoad, false, SecondsSince(start), 0, reason});
     if (absl::IsResourceExhausted(built.status())) return built.status();
+    // Its directory was removed since the server listed it: no such model
+    // now, as for a name never seen (a missing file in a directory that is
+    // still there is a broken model, below).
+    if (absl::IsNotFound(built.status()) &&
+        absl::IsNotFound(repository_.ModelDirectory(name).status())) {
+      return built.status();
+    }
     return absl::FailedPreconditionError(
         absl::StrCat("model \"", name, "\" failed to load: ", reason));
   }

@@ -1,5 +1,6 @@
 #include "server/core/model_registry.h"
 
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -116,6 +117,25 @@ TEST(ModelRegistryTest, APinToADeviceTheServerLacksIsRefusedOnTheCpuToo) {
   EXPECT_NE(registry->Get("pinned")->state, ModelState::kReady);
   EXPECT_FALSE(registry->Acquire("pinned").ok());
   EXPECT_TRUE(registry->Load("first").ok());
+}
+
+// A model whose directory is removed after the server listed it is not
+// found, as a name never seen is; a missing file in a directory that is
+// still there is a broken model.
+TEST(ModelRegistryTest, AModelWhoseDirectoryWentAwayIsNotFound) {
+  testing::TempRepository repo;
+  repo.AddModel("gone", "labels: \"neg\" labels: \"pos\"");
+  repo.AddModel("broken", "labels: \"neg\" labels: \"pos\"");
+  testing::FakeLoader loader;
+  auto registry = MakeRegistry(repo, &loader);
+  ASSERT_TRUE(registry->Get("gone").ok());
+  std::filesystem::remove_all(repo.root() + "/gone");
+  absl::StatusOr<ModelInfo> info = registry->Load("gone");
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kNotFound) << info.status();
+  EXPECT_THAT(info.status().message(), HasSubstr("\"gone\" is not in the repository"));
+  loader.FailNextLoad("broken", absl::NotFoundError("broken/model.pt: cannot open"));
+  info = registry->Load("broken");
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kFailedPrecondition) << info.status();
 }
 
 TEST(ModelRegistryTest, DefaultLabelNames) {
