@@ -622,7 +622,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const Options& o) 
     export_model(info);
     if (info.state == core::ModelState::kFailed) {
       Log(spdlog::level::err, absl::StrCat("model ", info.name, " failed: ", info.last_error),
-          {{"model", info.name}, {"state", "FAILED"}});
+          {{"model", info.name}, {"state", std::string(core::ModelStateName(info.state))}});
       return;
     }
     const std::string state(core::ModelStateName(info.state));
