@@ -125,6 +125,12 @@ int RunBench(Client& client, const BenchOptions& o, bool json) {
         [call, n, &finish](grpc::Status status) { finish(call, status, n); });
   };
 
+  // Closed loop: every caller in flight before the reporter looks, so that
+  // "no caller left" means they all stopped.
+  if (o.rate == 0) {
+    std::lock_guard<std::mutex> lock(tally.mu);
+    tally.in_flight = o.concurrency;
+  }
   const bool progress = o.duration_seconds > 5;
   std::thread reporter;
   if (progress) {
@@ -145,10 +151,6 @@ int RunBench(Client& client, const BenchOptions& o, bool json) {
     });
   }
   if (o.rate == 0) {
-    {
-      std::lock_guard<std::mutex> lock(tally.mu);
-      tally.in_flight = o.concurrency;
-    }
     for (int i = 0; i < o.concurrency; ++i) send(i);
   } else {
     // Open loop: arrivals do not wait for answers.

@@ -52,11 +52,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Validator(
           [](std::string& address) -> std::string {
             if (address.rfind("unix:", 0) == 0 && address.size() > 5) return std::string();
+            // Decimal digits only, as gRPC reads them ("070000" is no octal).
             const size_t colon = address.rfind(':');
-            int port = 0;
-            if (colon == std::string::npos || colon == 0 ||
-                !CLI::detail::lexical_cast(address.substr(colon + 1), port) || port < 1 ||
-                port > 65535) {
+            const std::string digits =
+                colon == std::string::npos ? std::string() : address.substr(colon + 1);
+            const bool decimal = !digits.empty() && digits.size() <= 5 &&
+                                 digits.find_first_not_of("0123456789") == std::string::npos;
+            const int port = decimal ? std::stoi(digits) : 0;
+            if (colon == 0 || !decimal || port < 1 || port > 65535) {
               return "\"" + address + "\" is not HOST:PORT (PORT 1-65535) or unix:PATH";
             }
             return std::string();
@@ -139,8 +142,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Validator(
           [](std::string& value) -> std::string {
             double rate = 0;
-            if (CLI::detail::lexical_cast(value, rate) && rate > 0) return std::string();
-            return "must be a number of requests per second above 0, not \"" + value + "\"";
+            if (CLI::detail::lexical_cast(value, rate) && rate > 0 && rate <= 1e6) {
+              return std::string();
+            }
+            return "must be a number of requests per second above 0 and at most 1000000, not "
+                   "\"" + value + "\"";
           },
           ">0"))
       ->excludes(concurrency);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +28,7 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -921,19 +923,31 @@ int Server::Drain(int signal_number) {
   // An operator who will not wait for the drain signals again: the process
   // exits now, with the shell's code for death by that signal. (Every
   // thread blocks these signals; this one takes the next.)
-  std::thread([] {
+  // It waits in slices and is joined before Drain returns, so it never
+  // logs while the process tears down.
+  std::atomic<bool> drained{false};
+  std::thread second_signal([&drained] {
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
-    int second = 0;
-    if (sigwait(&signals, &second) != 0) return;
-    spdlog::warn("received {} while draining; exiting now without finishing the drain (exit "
-                 "code {})",
-                 second == SIGTERM ? "SIGTERM" : "SIGINT", 128 + second);
-    spdlog::shutdown();
-    std::_Exit(128 + second);
-  }).detach();
+    while (!drained.load()) {
+      timespec slice{0, 100 * 1000 * 1000};
+      const int second = sigtimedwait(&signals, nullptr, &slice);
+      if (second != SIGTERM && second != SIGINT) continue;  // the slice ended, or EINTR
+      spdlog::warn("received {} while draining; exiting now without finishing the drain (exit "
+                   "code {})",
+                   second == SIGTERM ? "SIGTERM" : "SIGINT", 128 + second);
+      // Other threads may be logging: flushed, never torn down (the sink
+      // writes through at every level anyway).
+      spdlog::default_logger()->flush();
+      std::_Exit(128 + second);
+    }
+  });
+  absl::Cleanup join_second_signal = [&drained, &second_signal] {
+    drained.store(true);
+    second_signal.join();
+  };
   p.health.Shutdown();
   p.metrics->SetReady(false);
   p.inference->StartDraining();
@@ -946,7 +960,7 @@ int Server::Drain(int signal_number) {
     spdlog::critical("{} model read(s) still stuck in I/O after the drain; exiting without them "
                      "(exit code 3)",
                      p.registry->ReadsInProgress());
-    spdlog::shutdown();
+    spdlog::default_logger()->flush();
     std::_Exit(3);
   }
   spdlog::info("stopped");

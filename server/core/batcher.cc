@@ -328,36 +328,42 @@ absl::Status Batcher::Submit(ModelHandle model, std::vector<EncodedInput> inputs
   }
   queue.max_limit = proven;
 
-  // A request that the bound could never hold, even with the queue empty,
-  // is told so: retrying it would fail forever.
-  auto refuse = [&](absl::string_view what, absl::string_view unit, int64_t have, int64_t want,
-                    int64_t bound, absl::string_view flag) {
-    if (want > bound) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "this request alone is too large for ", what, ": it adds ", want, " ", unit,
-          " and the bound is ", bound, " (", flag, "); split it into smaller requests"));
-    }
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "queue full: ", what, " holds ", have, " ", unit, " and this request adds ", want,
-        ", over the bound of ", bound, "; retry later"));
+  // The four bounds: what the queue holds now, what this request adds, the
+  // bound and its flag.
+  struct Bound {
+    std::string what;
+    absl::string_view unit;
+    int64_t have;
+    int64_t want;
+    int64_t bound;
+    absl::string_view flag;
   };
-  if (static_cast<int64_t>(queue.items.size()) + count > options_.max_queued_inputs_per_model) {
-    return refuse(absl::StrCat("model \"", queue.name, "\"'s queue"), "inputs",
-                  queue.items.size(), count, options_.max_queued_inputs_per_model,
-                  "--max-queued-inputs-per-model");
+  const std::string model_queue = absl::StrCat("model \"", queue.name, "\"'s queue");
+  const Bound bounds[] = {
+      {model_queue, "inputs", static_cast<int64_t>(queue.items.size()), count,
+       options_.max_queued_inputs_per_model, "--max-queued-inputs-per-model"},
+      {model_queue, "tokens", queue.queued_tokens, tokens, options_.max_queued_tokens_per_model,
+       "--max-queued-tokens-per-model"},
+      {"the server's queues", "inputs", queued_inputs_, count, options_.max_queued_inputs,
+       "--max-queued-inputs"},
+      {"the server's queues", "tokens", queued_tokens_, tokens, options_.max_queued_tokens,
+       "--max-queued-tokens"},
+  };
+  // First a request that a bound could never hold, even with the queues
+  // empty: retrying it would fail forever, so it is told what would help.
+  for (const Bound& b : bounds) {
+    if (b.want <= b.bound) continue;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this request alone is too large for ", b.what, ": it adds ", b.want, " ", b.unit,
+        " and the bound is ", b.bound, " (", b.flag, "); ",
+        count > 1 ? "split it into smaller requests, or raise the bound"
+                  : "raise the bound, or send shorter text"));
   }
-  if (queue.queued_tokens + tokens > options_.max_queued_tokens_per_model) {
-    return refuse(absl::StrCat("model \"", queue.name, "\"'s queue"), "tokens",
-                  queue.queued_tokens, tokens, options_.max_queued_tokens_per_model,
-                  "--max-queued-tokens-per-model");
-  }
-  if (queued_inputs_ + count > options_.max_queued_inputs) {
-    return refuse("the server's queues", "inputs", queued_inputs_, count,
-                  options_.max_queued_inputs, "--max-queued-inputs");
-  }
-  if (queued_tokens_ + tokens > options_.max_queued_tokens) {
-    return refuse("the server's queues", "tokens", queued_tokens_, tokens,
-                  options_.max_queued_tokens, "--max-queued-tokens");
+  for (const Bound& b : bounds) {
+    if (b.have + b.want <= b.bound) continue;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "queue full: ", b.what, " holds ", b.have, " ", b.unit, " and this request adds ",
+        b.want, ", over the bound of ", b.bound, "; retry later"));
   }
 
   const absl::Time now = absl::Now();

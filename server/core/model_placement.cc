@@ -107,34 +107,36 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::Build(const std::str
 }
 
 absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRegistry::BuildReplica(const std::string& name) {
-  std::shared_ptr<const LoadedModel> primary;
+  // What the copy needs of the primary, copied: a reference to the primary
+  // itself would keep its device memory alive through an Unload that runs
+  // while this read does.
+  auto replica = std::make_shared<LoadedModel>();
   {
     absl::MutexLock lock(&mu_);
     auto it = models_.find(name);
-    if (it != models_.end() && it->second.info.state == ModelState::kReady) {
-      primary = it->second.loaded;
+    if (it == models_.end() || it->second.info.state != ModelState::kReady ||
+        it->second.loaded == nullptr) {
+      return absl::AbortedError(absl::StrCat("model \"", name, "\" is no longer READY"));
     }
+    const LoadedModel& primary = *it->second.loaded;
+    replica->name = name;
+    replica->config = primary.config;
+    replica->source = primary.source;
+    replica->model_file = primary.model_file;
+    replica->tokenizer = primary.tokenizer;
+    replica->generation = it->second.info.loads;
   }
-  if (primary == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat("model \"", name, "\" is no longer READY"));
-  }
-  const ModelSource& source = primary->source;
+  const ModelSource& source = replica->source;
   auto changed = [&](absl::string_view when) {
     return absl::FailedPreconditionError(absl::StrCat(
         source.model_path, " changed on disk ", when,
         ": a replica would run other weights than the copy serving; no replica of \"", name,
         "\" until it is loaded again (Unload, then Load)"));
   };
-  if (StampOf(source.model_path) != primary->model_file) return changed("since it was read");
-  auto replica = std::make_shared<LoadedModel>();
-  replica->name = name;
-  replica->config = primary->config;
-  replica->source = source;
-  replica->model_file = primary->model_file;
-  replica->tokenizer = primary->tokenizer;
+  if (StampOf(source.model_path) != replica->model_file) return changed("since it was read");
   absl::StatusOr<std::unique_ptr<Model>> model = loader_->Load(source);
   if (!model.ok()) return model.status();
-  if (StampOf(source.model_path) != primary->model_file) return changed("while it was read");
+  if (StampOf(source.model_path) != replica->model_file) return changed("while it was read");
   replica->model = *std::move(model);
   return replica;
 }
@@ -339,6 +341,9 @@ absl::Status ModelRegistry::DoPlace(const std::string& name, int lane) {
       pins = CheckPins(name);
     }
     if (!pins.ok()) {
+      // A config that can never be placed: a broken model, whose weights
+      // need not stay in memory (on GPUs the pin is refused before a read).
+      Transition(name, ModelState::kFailed, std::string(pins.message()));
       Notify(event(false, SecondsSince(start), pins.message()));
       return pins;
     }
@@ -591,12 +596,12 @@ absl::Status ModelRegistry::DoPlaceReplica(const std::string& name,
   {
     absl::MutexLock lock(&mu_);
     Entry& entry = models_[name];
-    // The primary may have been read again meanwhile, from a file that
-    // changed: then this copy is of other weights.
-    if (entry.loaded == nullptr || entry.loaded->model_file != built->model_file) {
+    // The primary may have been loaded again meanwhile (its file or its
+    // config changed, say): this copy was read for the one before.
+    if (entry.loaded == nullptr || entry.info.loads != built->generation) {
       failed = PlacementEvent(name, PlacementKind::kReplicate, false, SecondsSince(start), weights,
-                              absl::StrCat(built->source.model_path,
-                                           " changed on disk while a replica was read"));
+                              absl::StrCat("model \"", name,
+                                           "\" was loaded again while a replica was read"));
     } else {
       // What warm-up proved for the primary holds for a copy of the same
       // files: the replica starts with its labels and token limit.

@@ -572,9 +572,13 @@ void ModelRegistry::RequestReplica(const std::string& name) {
                 const absl::Time start = absl::Now();
                 absl::StatusOr<std::shared_ptr<LoadedModel>> built = BuildReplica(name);
                 if (!built.ok()) {
-                  Notify(PlacementEvent(name, PlacementKind::kReplicate, false,
-                                        absl::ToDoubleSeconds(absl::Now() - start), 0,
-                                        std::string(built.status().message())));
+                  // A primary gone since the request (evicted, unloaded) is
+                  // no failure: there is nothing to copy any more.
+                  if (!absl::IsAborted(built.status())) {
+                    Notify(PlacementEvent(name, PlacementKind::kReplicate, false,
+                                          absl::ToDoubleSeconds(absl::Now() - start), 0,
+                                          std::string(built.status().message())));
+                  }
                   return built.status();
                 }
                 SubmitGlobal(absl::StrCat("replica/", name),

@@ -53,6 +53,9 @@ struct LoadedModel {
   // a replica reads the same file, and only while it is unchanged.
   ModelSource source;
   FileStamp model_file;
+  // A replica: the primary's load count (ModelInfo::loads) when it was read;
+  // placed only while the primary is still that load.
+  int64_t generation = 0;
   std::vector<std::string> labels;    // one per logit
   // Shared by the model's replicas.
   std::shared_ptr<const tokenizer::BertTokenizer> tokenizer;

@@ -280,6 +280,25 @@ TEST_F(BatcherTest, QueueBoundRefusesAtOnceAndLosesNothingAccepted) {
   ExpectRows(*b, two);
 }
 
+// One input more than a token bound holds is not told to split itself.
+TEST_F(BatcherTest, AnInputNoQueueCouldHoldIsToldWhatWouldHelp) {
+  BatcherOptions options;
+  options.max_queued_tokens = 20;
+  Make(options);
+  absl::Status refused;
+  std::vector<EncodedInput> one = {Input(30)};
+  EXPECT_EQ(Submit(one, absl::InfiniteFuture(), &refused), nullptr);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("this request alone is too large for the server's queues: it adds 30 "
+                        "tokens and the bound is 20 (--max-queued-tokens); raise the bound, or "
+                        "send shorter text"));
+  std::vector<EncodedInput> fits = {Input(5)};
+  auto good = Submit(fits);
+  good->answered.WaitForNotification();
+  ExpectRows(*good, fits);
+}
+
 TEST_F(BatcherTest, ExpiredInputsNeverReachTheForward) {
   Make();
   const int forwards_before = Model().forwards();

@@ -114,7 +114,7 @@ TEST(ModelRegistryTest, APinToADeviceTheServerLacksIsRefusedOnTheCpuToo) {
   ASSERT_EQ(info.status().code(), absl::StatusCode::kFailedPrecondition) << info.status();
   EXPECT_THAT(info.status().message(),
               HasSubstr("pinned to device 5 (config.pbtxt devices) but the server has 1 device"));
-  EXPECT_NE(registry->Get("pinned")->state, ModelState::kReady);
+  EXPECT_EQ(registry->Get("pinned")->state, ModelState::kFailed);  // a config error
   EXPECT_FALSE(registry->Acquire("pinned").ok());
   EXPECT_TRUE(registry->Load("first").ok());
 }

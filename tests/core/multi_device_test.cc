@@ -484,6 +484,30 @@ TEST_F(MultiDeviceTest, AReplicaReadWhileItsFileChangesIsDropped) {
   Use("hot");
 }
 
+// A replica read holds nothing of the primary: an Unload meanwhile frees the
+// primary's device memory at once, and a copy read for a load that is gone
+// (loaded again since, perhaps with another config) is dropped.
+TEST_F(MultiDeviceTest, AReplicaReadForALoadThatIsGoneIsDroppedAndHoldsNothing) {
+  AddModel("hot", 300, "max_replicas: 2");
+  Make();
+  ASSERT_TRUE(registry_->Load("hot").ok());
+  ASSERT_EQ(d0_.allocated(), 300);
+  absl::Notification started, release;
+  loader_.BlockLoad("hot", &started, &release);
+  registry_->RequestReplica("hot");
+  started.WaitForNotification();
+  ASSERT_TRUE(registry_->Unload("hot").ok());
+  EXPECT_EQ(d0_.allocated(), 0);  // nothing kept alive by the read
+  ASSERT_TRUE(registry_->Load("hot").ok());
+  release.Notify();
+  EXPECT_EQ(WaitForEvent("replicate/hot/"), "replicate/hot///error");
+  ASSERT_EQ(Errors().size(), 1u);
+  EXPECT_THAT(Errors()[0], HasSubstr("\"hot\" was loaded again while a replica was read"));
+  EXPECT_EQ(registry_->Get("hot")->copies.size(), 1u);
+  EXPECT_EQ(d0_.allocated() + d1_.allocated(), 300);
+  Use("hot");
+}
+
 TEST_F(MultiDeviceTest, DevicesOfTwoKindsAreRefused) {
   testing::FakeDevice cpu(0, /*has_budget=*/false, "cpu");
   absl::StatusOr<ModelRepository> r = ModelRepository::Open(repo_.root());
