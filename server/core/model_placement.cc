@@ -604,11 +604,10 @@ absl::Status ModelRegistry::DoPlaceReplica(const std::string& name,
                                            "\" was loaded again while a replica was read"));
     } else {
       // What warm-up proved for the primary holds for a copy of the same
-      // files: the replica starts with its labels and token limit.
+      // load (whose config and tokenizer BuildReplica took): the replica
+      // starts with its labels and its token limit as they are now.
       built->labels = entry.loaded->labels;
       built->token_limit = entry.loaded->token_limit;
-      built->config = entry.loaded->config;
-      built->tokenizer = entry.loaded->tokenizer;
     }
   }
   if (!failed.ok) {
