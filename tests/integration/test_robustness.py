@@ -195,6 +195,7 @@ class DrainTest(harness.ServerTestCase):
 
         # The Open Inference Protocol's stream drains the same way.
         v2_answers = []
+        v2_answered = threading.Event()
 
         def v2_stream_client():
             import test_v2  # its stubs
@@ -210,6 +211,7 @@ class DrainTest(harness.ServerTestCase):
             try:
                 for answer in stub.ModelStreamInfer(requests(), timeout=60):
                     v2_answers.append((answer.infer_response.id, answer.error_message))
+                    v2_answered.set()
             except grpc.RpcError as e:
                 stream_errors.append(e.code().name)
 
@@ -224,6 +226,9 @@ class DrainTest(harness.ServerTestCase):
             for _ in range(self.CLIENTS):
                 self.assertTrue(answered_before_signal.acquire(timeout=120),
                                 "no traffic answered before the signal")
+            # The v2 stream too, which a busy machine may start last.
+            self.assertTrue(v2_answered.wait(timeout=120),
+                            "the v2 stream got no answer before the signal")
             server.proc.send_signal(signal.SIGTERM)
             code, seconds = server.wait_exit(EXIT_WAIT_S)
         finally:
@@ -298,9 +303,10 @@ class DrainProbeTest(harness.ServerTestCase):
         except urllib.error.HTTPError as e:
             return e.code
 
-    def test_a_draining_server_is_not_ready_but_alive(self):
-        self.assertEqual((self.probe("/readyz"), self.probe("/healthz")), (200, 200))
-        # The call is in flight once the server counts its input queued.
+    def call_in_flight(self):
+        """A Classify the server holds: it returns once the server counts the
+        call's input queued (a signal sent before that could find the server
+        idle and let the drain end at once)."""
         call = self.server.inference.Classify.future(
             classify_request("tt-tuple", ["in flight"]), timeout=60)
         deadline = time.monotonic() + 30
@@ -308,6 +314,11 @@ class DrainProbeTest(harness.ServerTestCase):
                                           ).get('{model="tt-tuple"}', 0):
             self.assertLess(time.monotonic(), deadline, "the call never reached the queue")
             time.sleep(0.02)
+        return call
+
+    def test_a_draining_server_is_not_ready_but_alive(self):
+        self.assertEqual((self.probe("/readyz"), self.probe("/healthz")), (200, 200))
+        call = self.call_in_flight()
         self.server.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
         while self.probe("/readyz") != 503:
@@ -321,8 +332,7 @@ class DrainProbeTest(harness.ServerTestCase):
         self.assertEqual(code, 0, self.server.log_tail())
 
     def test_a_second_signal_ends_the_drain_at_once(self):
-        call = self.server.inference.Classify.future(
-            classify_request("tt-tuple", ["in flight"]), timeout=60)
+        call = self.call_in_flight()
         self.server.proc.send_signal(signal.SIGTERM)
         # The drain has begun (its 60 s would outlast the test's patience).
         self.server.wait_for_log(lambda line: "draining (up to 60" in line, "the drain")
